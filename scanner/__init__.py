@@ -1,0 +1,114 @@
+"""Application factory and Celery wiring."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery, Task
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import Config, load_config
+
+from .errors import ScannerApi, register_error_handlers, register_jwt_handlers
+from .extensions import cache, db, jwt, limiter, migrate
+
+api = ScannerApi()
+
+# Every module that defines Celery tasks; the worker imports them at start.
+TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks"]
+
+
+def create_app(config: str | Config | None = None) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    cfg = config if isinstance(config, Config) else load_config(config)
+    app.config.from_object(cfg)
+    app.json.sort_keys = False
+    os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    jwt.init_app(app)
+    register_jwt_handlers(jwt)
+    limiter.init_app(app)
+    cache.init_app(app)
+    api.init_app(app)
+    register_error_handlers(app)
+
+    from . import models  # noqa: F401  registers every table on the metadata
+
+    _register_blueprints(app)
+    from .system.middleware import init_middleware
+
+    init_middleware(app)
+    from .auth.cli import register_cli as register_auth_cli
+    from .api_keys.cli import register_cli as register_keys_cli
+
+    register_auth_cli(app)
+    register_keys_cli(app)
+    celery_init_app(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api_keys.routes import blp as keys_blp
+    from .auth.routes import blp as auth_blp
+    from .files.routes import blp as files_blp
+    from .results.routes import blp as results_blp
+    from .scans.routes import blp as scans_blp
+    from .system.routes import blp as system_blp
+
+    for blp in (system_blp, auth_blp, keys_blp, files_blp, scans_blp, results_blp, ):
+        api.register_blueprint(blp)
+    from .lookups.routes import blueprints as lookup_blueprints
+
+    for blp in lookup_blueprints:
+        api.register_blueprint(blp)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    # Web, worker and beat share one SQLite file in embedded mode: WAL lets readers run beside a
+    # writer and the busy timeout makes writers queue instead of failing with "database is locked".
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _tune_sqla_broker(celery_app: Celery) -> None:
+    # kombu's SQLAlchemy transport hands its transport options to create_engine(), which rejects
+    # `polling_interval`; the interval is a class attribute of that transport instead.
+    if not str(celery_app.conf.broker_url).startswith("sqla+"):
+        return
+    from kombu.transport.sqlalchemy import Transport
+
+    options = dict(celery_app.conf.broker_transport_options or {})
+    Transport.polling_interval = options.pop("polling_interval", Transport.polling_interval)
+    celery_app.conf.broker_transport_options = options
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    _tune_sqla_broker(celery_app)
+    from .schedule import beat_schedule
+
+    celery_app.conf.beat_schedule = beat_schedule(app)
+    celery_app.conf.include = TASK_MODULES
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    from .system.heartbeat import connect_worker_signals
+
+    connect_worker_signals(app)
+    return celery_app

@@ -1,0 +1,133 @@
+"""Request and response bodies of /api/auth. Unknown fields are refused (marshmallow's RAISE).
+
+Shapes and types only; what a username, email or password must look like is in `rules.py`, which
+the CLI applies too.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from .rules import PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_RULE
+
+# Sign-in fields are bounded generously: no stored name or password is longer, and a megabyte
+# of "password" must not reach the hash function.
+LOGIN_USERNAME_MAX = 4 * USERNAME_MAX
+LOGIN_PASSWORD_MAX = 1024
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: "yes", 1 or "false" are type errors, not guesses."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean; use true or false.")
+        return value
+
+
+class UserSchema(Schema):
+    id = fields.UUID()
+    username = fields.String()
+    email = fields.String()
+    role = fields.String(metadata={"enum": list(ROLES)})
+    never_upload = fields.Boolean(
+        metadata={"description": "File scans of this user never upload the file to VirusTotal by default"}
+    )
+
+
+class AdminUserSchema(UserSchema):
+    created_at = fields.DateTime()
+
+
+class RegisterSchema(Schema):
+    username = fields.String(required=True, metadata={"description": USERNAME_RULE, "example": "johndoe"})
+    email = fields.String(required=True, metadata={"format": "email", "example": "john.doe@example.com"})
+    password = fields.String(required=True, metadata={"description": PASSWORD_RULE, "format": "password"})
+
+
+class RegisteredSchema(Schema):
+    message = fields.String()
+    user = fields.Nested(UserSchema)
+
+
+class LoginSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=LOGIN_USERNAME_MAX))
+    password = fields.String(
+        required=True, validate=validate.Length(min=1, max=LOGIN_PASSWORD_MAX), metadata={"format": "password"}
+    )
+
+
+class OAuth2PasswordSchema(LoginSchema):
+    """RFC 6749 section 4.3 (resource owner password credentials), as Swagger UI sends it."""
+
+    class Meta:
+        # RFC 6749 3.1: the server MUST ignore request parameters it does not recognise.
+        unknown = EXCLUDE
+
+    grant_type = fields.String(validate=validate.Equal("password", error="Only the password grant is supported."))
+    scope = fields.String()
+    client_id = fields.String()
+    client_secret = fields.String(load_only=True)
+
+
+class LoginResponseSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    user = fields.Nested(UserSchema)
+
+
+class OAuth2TokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String(metadata={"example": "bearer"})
+    refresh_token = fields.String()
+    expires_in = fields.Integer(metadata={"description": "Seconds the access token is valid"})
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String(metadata={"description": "The presented refresh token is retired; use this one"})
+
+
+class ProfileSchema(Schema):
+    user = fields.Nested(UserSchema)
+
+
+class ProfileUpdateSchema(Schema):
+    username = fields.String(metadata={"description": USERNAME_RULE})
+    email = fields.String(metadata={"format": "email"})
+    current_password = fields.String(
+        metadata={"format": "password", "description": "Needed to change the email address or the password"}
+    )
+    new_password = fields.String(
+        metadata={
+            "format": "password",
+            "description": PASSWORD_RULE + ". Changing it signs out every other session.",
+        }
+    )
+    never_upload = StrictBoolean()
+
+
+class ProfileUpdatedSchema(RegisteredSchema):
+    pass
+
+
+class LoggedOutSchema(Schema):
+    message = fields.String()
+
+
+class UserQueryArgsSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    role = fields.String(validate=validate.OneOf(ROLES))
+
+
+class UserPaginationSchema(Schema):
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total_pages = fields.Integer()
+    total_items = fields.Integer()
+
+
+class UserPageSchema(Schema):
+    users = fields.List(fields.Nested(AdminUserSchema))
+    pagination = fields.Nested(UserPaginationSchema)

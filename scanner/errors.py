@@ -1,0 +1,196 @@
+"""The one error envelope, the domain exceptions, and every handler that produces it.
+
+Every error leaves the service as
+``{"error": {"code": "...", "message": "...", "type": "...", "details": {...}}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A domain error with the HTTP status and the code it is answered with."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+    message = "An unexpected error occurred"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or {}
+        if code:
+            self.code = code
+        self.headers = headers or {}
+
+
+class ValidationFailed(AppError):
+    status, code, message = 400, "VALIDATION_ERROR", "The request is invalid"
+
+
+class InvalidIndicator(ValidationFailed):
+    code = "IOC_VALIDATION_ERROR"
+
+
+class NoActiveApiKey(ValidationFailed):
+    code, message = "NO_ACTIVE_API_KEY", "No active API key found"
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, "AUTHENTICATION_ERROR", "Authentication failed"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "AUTHORIZATION_ERROR", "You are not allowed to do this"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "NOT_FOUND", "Not found"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "CONFLICT", "Already exists"
+
+
+class PayloadTooLarge(AppError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "The request body is too large"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "RATE_LIMIT_EXCEEDED", "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: float, **kwargs: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        kwargs.setdefault("headers", {})["Retry-After"] = str(seconds)
+        kwargs.setdefault("details", {})["retry_after"] = seconds
+        super().__init__(message, **kwargs)
+        self.retry_after = seconds
+
+
+class QuotaExhausted(AppError):
+    """No VirusTotal budget is left on any usable key; `retry_after` says when one frees."""
+
+    status, code, message = 429, "VT_QUOTA_EXHAUSTED", "VirusTotal quota exhausted"
+
+    def __init__(self, message: str | None = None, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.details.setdefault("retry_after", round(retry_after, 3))
+
+
+class ProviderError(AppError):
+    status, code, message = 502, "PROVIDER_ERROR", "VirusTotal could not answer"
+
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "AUTHENTICATION_ERROR",
+    403: "AUTHORIZATION_ERROR",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMIT_EXCEEDED",
+}
+
+
+def envelope(status: int, code: str, message: str, type_: str, details: dict | None = None, headers=None):
+    body = {"error": {"code": code, "message": message, "type": type_, "details": details or {}}}
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_message(messages: dict) -> str:
+    """One readable line out of webargs' nested messages: 'email: Not a valid email address.'"""
+    parts: list[str] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(node, list) and node and all(isinstance(x, str) for x in node):
+            parts.append(f"{prefix}: {' '.join(node)}" if prefix else " ".join(node))
+        elif isinstance(node, list):
+            for item in node:
+                walk(prefix, item)
+        else:
+            parts.append(f"{prefix}: {node}")
+
+    for location_messages in messages.values():
+        walk("", location_messages)
+    return "; ".join(parts) or "The request is invalid"
+
+
+def http_error_response(error: HTTPException):
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    if status == 422 or (status == 400 and "messages" in data):
+        # webargs reports schema failures as 422; the API contract answers invalid input with 400.
+        messages = data.get("messages", {})
+        return envelope(400, "VALIDATION_ERROR", _validation_message(messages), "ValidationError", messages, headers)
+    if status == 429:
+        message = f"Rate limit exceeded: {error.description}"
+        return envelope(429, "RATE_LIMIT_EXCEEDED", message, "RateLimitExceeded", {}, headers)
+    message = data.get("message") or error.description or error.name
+    return envelope(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, type(error).__name__, {}, headers)
+
+
+def app_error_response(error: AppError):
+    return envelope(error.status, error.code, error.message, type(error).__name__, error.details, error.headers)
+
+
+def unexpected_error_response(error: Exception):
+    request_id = g.get("request_id")
+    log.exception("unhandled error (request_id=%s)", request_id)
+    return envelope(
+        500,
+        "INTERNAL_ERROR",
+        "An unexpected error occurred; quote the request id when reporting it",
+        "InternalServerError",
+        {"request_id": request_id},
+    )
+
+
+class ScannerApi(Api):
+    """flask-smorest's Api, answering its own HTTP errors with the envelope too."""
+
+    def handle_http_exception(self, error: HTTPException):
+        return http_error_response(error)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(AppError, app_error_response)
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(Exception, unexpected_error_response)
+
+
+def register_jwt_handlers(jwt) -> None:
+    def unauthorized(message: str, code: str = "AUTHENTICATION_ERROR"):
+        return envelope(401, code, message, "AuthenticationError")
+
+    jwt.unauthorized_loader(lambda reason: unauthorized(f"Missing or malformed token: {reason}", "TOKEN_MISSING"))
+    jwt.invalid_token_loader(lambda reason: unauthorized(f"Invalid token: {reason}", "TOKEN_INVALID"))
+    jwt.expired_token_loader(lambda header, payload: unauthorized("Token has expired", "TOKEN_EXPIRED"))
+    jwt.revoked_token_loader(lambda header, payload: unauthorized("Token has been revoked", "TOKEN_REVOKED"))
+    jwt.needs_fresh_token_loader(lambda header, payload: unauthorized("Fresh token required", "TOKEN_NOT_FRESH"))
+    jwt.user_lookup_error_loader(lambda header, payload: unauthorized("User no longer exists", "USER_NOT_FOUND"))

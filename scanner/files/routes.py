@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..auth.access import current_user, login_required
+from ..errors import NoActiveApiKey
+from ..extensions import db
+from ..ids import parse_uuid
+from ..scans.services import start_scan
+from ..scans.tasks import enqueue_scan
+from . import services
+from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
+from .storage import blob_store
+from .upload import receive_upload
+
+blp = Blueprint("files", __name__, url_prefix="/api/files", description="Upload and manage files")
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "never_upload": {
+                        "type": "boolean",
+                        "description": "Look the hash up only; never send the file itself to VirusTotal",
+                    },
+                    "api_key_id": {"type": "string", "format": "uuid"},
+                },
+            }
+        }
+    },
+}
+
+
+def _changed(user_id) -> None:
+    from ..results.cache import bump_scans_version
+
+    bump_scans_version(user_id)
+
+
+@blp.route("/upload")
+class Upload(MethodView):
+    decorators = [login_required]
+
+    @blp.doc(requestBody=UPLOAD_BODY)
+    @blp.response(201, UploadedFileSchema)
+    def post(self):
+        """Upload a file (streamed and hashed on the way in); a scan starts automatically"""
+        user = current_user()
+        received = receive_upload(
+            request.stream, request.content_type, blob_store(), current_app.config["MAX_UPLOAD_BYTES"]
+        )
+        try:
+            never_upload = services.form_flag(received.fields, "never_upload")
+            key_field = received.fields.get("api_key_id", "").strip()
+            api_key_id = parse_uuid(key_field, "API key ID") if key_field else None
+        except Exception:
+            blob_store().discard(received.temp_path)
+            raise
+        file = services.store_file(user, received, never_upload)
+        try:
+            scan = start_scan(user, file, api_key_id)
+            block = {"scan_id": scan.id, "status": scan.status, "message": "Scan initiated automatically"}
+        except NoActiveApiKey:
+            scan = None
+            block = {
+                "scan_id": None,
+                "status": "not_started",
+                "message": f"File stored; add a VirusTotal API key, then POST /api/scan/file/{file.id}",
+            }
+        except Exception:
+            key = file.blob_key
+            db.session.rollback()
+            services.remove_blob(key)
+            raise
+        db.session.commit()
+        if scan is not None:
+            enqueue_scan(scan.id)
+            _changed(user.id)
+        file.scan = block  # not a column: rides along for UploadedFileSchema, which dumps it once
+        return file
+
+
+@blp.route("/")
+class Files(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(FileListArgsSchema, location="query")
+    @blp.response(200, FileSchema(many=True))
+    def get(self, args):
+        """List your files, newest first (X-Total-Count has the total)"""
+        files, total = services.list_files(current_user(), args["page"], args["per_page"])
+        return files, 200, {"X-Total-Count": str(total)}
+
+
+@blp.route("/<file_id>")
+class FileById(MethodView):
+    decorators = [login_required]
+
+    @blp.response(200, FileSchema)
+    def get(self, file_id):
+        """One file's details and hashes"""
+        return services.get_file(current_user(), file_id)
+
+    @blp.response(200, MessageSchema)
+    def delete(self, file_id):
+        """Delete a file, its scans, and its stored bytes when no one else uploaded them"""
+        file = services.get_file(current_user(), file_id)
+        owner = file.user_id
+        key = services.delete_file(file)
+        db.session.commit()
+        services.remove_blob(key)
+        _changed(owner)
+        return {"message": "File deleted successfully"}

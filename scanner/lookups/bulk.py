@@ -1,0 +1,388 @@
+"""Bulk jobs: a list of indicators uploaded at once, answered in the background within the key's
+budget.
+
+A job is rows: the job, and one item per unique indicator (`IndicatorWork`, stepped by the same
+engine as a single lookup). One task at a time drives a job (it holds the job's lease):
+
+1. every new item is first answered from the cache or the stored reports, in batches: what is
+   already known finishes at once and costs nothing;
+2. the rest are stepped one by one in line order, each VirusTotal request taking a token of the
+   user's budget; when the budget is spent the task stops and comes back when a token frees, so
+   VirusTotal never has to answer 429;
+3. after `BULK_SLICE_SECONDS` the task hands the worker back and queues its continuation.
+
+A killed worker loses at most the item it held: its lease runs out, the sweep restarts the job,
+and the item is stepped again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, insert, or_, select, update
+
+from ..auth.access import owned_or_404
+from ..auth.models import User
+from ..db_types import new_uuid, utcnow
+from ..errors import Conflict, InvalidIndicator, ValidationFailed
+from ..extensions import db
+from ..ids import parse_uuid
+from ..virustotal import gateway
+from . import answers, engine, indicators
+from .indicators import Indicator
+from .models import ITEM_STATUSES, JOB_FINISHED, BulkItem, BulkJob
+
+# How many invalid lines a job keeps (and the answer lists) with their reasons; the rest are counted.
+INVALID_SHOWN = 1000
+HEADER_NAMES = ("ioc", "indicator", "observable", "value")
+_BATCH = 500
+_CSV_TYPES = ("text/csv", "application/csv", "application/vnd.ms-excel")
+
+
+# -- reading an upload ------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedUpload:
+    indicators: list[tuple[int, Indicator]] = field(default_factory=list)  # (first line, indicator)
+    invalid: list[dict[str, Any]] = field(default_factory=list)  # the first INVALID_SHOWN
+    invalid_count: int = 0
+    duplicates: int = 0
+    _seen: set[Indicator] = field(default_factory=set)
+
+    def add(self, line: int, value: str) -> None:
+        try:
+            found = indicators.parse(value)
+        except InvalidIndicator as error:
+            self.invalid_count += 1
+            if len(self.invalid) < INVALID_SHOWN:
+                self.invalid.append({"line": line, "value": value[:200], "reason": error.message})
+            return
+        if found in self._seen:
+            self.duplicates += 1
+            return
+        self._seen.add(found)
+        self.indicators.append((line, found))
+
+
+def parse_upload(content: bytes, filename: str | None, content_type: str | None, max_iocs: int) -> ParsedUpload:
+    """The unique valid indicators of a CSV (its `ioc` column, or the first column when there is
+    no header row) or of plain text (one per line; blank lines and `#` comments skipped), with
+    every invalid line's number and reason. Raises ValidationFailed for a file that is not text
+    or holds more than `max_iocs` indicators, InvalidIndicator when it holds none."""
+    if b"\x00" in content:
+        raise ValidationFailed("The file must be text: a CSV, or one indicator per line")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("The file must be UTF-8 text: a CSV, or one indicator per line") from None
+    parsed = ParsedUpload()
+    rows = _csv_rows(text) if _is_csv(text, filename, content_type) else _text_rows(text)
+    for line, value in rows:
+        parsed.add(line, value)
+        if len(parsed.indicators) > max_iocs:
+            raise ValidationFailed(
+                f"More than {max_iocs} indicators: split the list into jobs of at most {max_iocs}",
+                details={"max_iocs": max_iocs, "stopped_at_line": line},
+            )
+    if not parsed.indicators:
+        raise InvalidIndicator(
+            "No valid indicator in the file: expected " + indicators.EXPECTED + ", one per line or in a CSV column",
+            details={"invalid_count": parsed.invalid_count, "invalid_lines": parsed.invalid[:100]},
+        )
+    return parsed
+
+
+def _is_csv(text: str, filename: str | None, content_type: str | None) -> bool:
+    if (filename or "").lower().endswith(".csv") or (content_type or "").split(";")[0].strip() in _CSV_TYPES:
+        return True
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return _header_column(next(csv.reader([first]), [])) is not None
+
+
+def _header_column(cells: list[str]) -> int | None:
+    names = [cell.strip().lower() for cell in cells]
+    for wanted in HEADER_NAMES:
+        if wanted in names:
+            return names.index(wanted)
+    return None
+
+
+def _text_rows(text: str) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.strip()
+        if value and not value.startswith("#"):
+            yield number, value
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, str]]:
+    reader = csv.reader(io.StringIO(text))
+    column: int | None = None
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
+                continue
+            if column is None:
+                column = _header_column(cells)
+                if column is not None:
+                    continue
+                column = 0
+            yield reader.line_num, cells[column] if column < len(cells) else ""
+    except csv.Error as error:
+        raise ValidationFailed(f"The CSV cannot be read at line {reader.line_num}: {error}") from None
+
+
+# -- creating, reading, cancelling ------------------------------------------------------------
+
+
+def create_job(user: User, content: bytes, filename: str | None, content_type: str | None) -> BulkJob:
+    """A job and its items, due now. The key is checked first, so a job that could never run is
+    answered 400 instead of failing later."""
+    gateway.pick_key(user)
+    parsed = parse_upload(content, filename, content_type, current_app.config["BULK_MAX_IOCS"])
+    now = utcnow()
+    job = BulkJob(
+        id=new_uuid(),
+        user_id=user.id,
+        filename=(filename or "")[:255] or None,
+        status="pending",
+        total_iocs=len(parsed.indicators),
+        invalid_count=parsed.invalid_count,
+        duplicate_count=parsed.duplicates,
+        invalid_lines=parsed.invalid,
+        created_at=now,
+        next_run_at=now,
+    )
+    db.session.add(job)
+    db.session.flush()
+    rows = [
+        {"job_id": job.id, "line": line, "ioc": ind.value, "ioc_type": ind.type, "stage": "new", "next_check_at": now}
+        for line, ind in parsed.indicators
+    ]
+    for start in range(0, len(rows), _BATCH):
+        db.session.execute(insert(BulkItem), rows[start : start + _BATCH])
+    return job
+
+
+def get_job(viewer: User, job_id: str) -> BulkJob:
+    return owned_or_404(db.session.get(BulkJob, parse_uuid(job_id, "job ID")), viewer, "Bulk job not found")
+
+
+def progress(job_id: uuid.UUID) -> dict[str, int]:
+    """Items per status, and `processed` (answered or failed)."""
+    counts = dict.fromkeys(ITEM_STATUSES, 0)
+    query = select(BulkItem.status, func.count()).where(BulkItem.job_id == job_id).group_by(BulkItem.status)
+    counts.update({status: n for status, n in db.session.execute(query)})
+    counts["processed"] = counts["completed"] + counts["failed"]
+    return counts
+
+
+def items_page(job_id: uuid.UUID, statuses: tuple[str, ...], page: int, per_page: int) -> tuple[list[BulkItem], int]:
+    query = select(BulkItem).where(BulkItem.job_id == job_id)
+    if statuses:
+        query = query.where(BulkItem.status.in_(statuses))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.order_by(BulkItem.line).offset((page - 1) * per_page).limit(per_page))
+    return list(rows), total
+
+
+def all_items(job_id: uuid.UUID) -> Iterator[BulkItem]:
+    """Every item in line order, a batch at a time (no cursor held between batches)."""
+    after = 0
+    while True:
+        batch = db.session.scalars(
+            select(BulkItem).where(BulkItem.job_id == job_id, BulkItem.line > after).order_by(BulkItem.line).limit(1000)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1].line
+        db.session.expunge_all()
+
+
+def list_jobs(user: User, page: int, per_page: int) -> tuple[list[BulkJob], int]:
+    query = select(BulkJob).where(BulkJob.user_id == user.id)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    order = (BulkJob.created_at.desc(), BulkJob.id.desc())
+    rows = db.session.scalars(query.order_by(*order).offset((page - 1) * per_page).limit(per_page))
+    return list(rows), total
+
+
+def cancel(viewer: User, job_id: str) -> BulkJob:
+    """Stop a job: items not yet answered are cancelled, answers already given are kept."""
+    job = get_job(viewer, job_id)
+    if job.status == "cancelled":
+        return job
+    if job.status in JOB_FINISHED:
+        raise Conflict(f"The job has already {job.status}")
+    now = utcnow()
+    job.status, job.finished_at, job.next_run_at = "cancelled", now, None
+    db.session.execute(
+        update(BulkItem)
+        .where(BulkItem.job_id == job.id, BulkItem.status == "pending")
+        .values(status="cancelled", stage="cancelled", next_check_at=None, finished_at=now)
+    )
+    db.session.flush()
+    return job
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def _cfg(name: str) -> Any:
+    return current_app.config[name]
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=_cfg("LOOKUP_LEASE_SECONDS"))
+
+
+def _claim_job(job_id: uuid.UUID) -> BulkJob | None:
+    now = utcnow()
+    taken = db.session.execute(
+        update(BulkJob)
+        .where(
+            BulkJob.id == job_id,
+            BulkJob.status.in_(("pending", "running")),
+            or_(BulkJob.lease_until.is_(None), BulkJob.lease_until < now),
+        )
+        .values(lease_until=now + _lease())
+    ).rowcount
+    db.session.commit()
+    return db.session.get(BulkJob, job_id, populate_existing=True) if taken else None
+
+
+def run(job_id: uuid.UUID, on_change: Any = None) -> float | None:
+    """Drive the job for one slice; returns seconds until it should run again, None when it has
+    nothing left (finished, cancelled, or another task holds it). `on_change()` is called after
+    each commit that changed what the job shows."""
+    notify = on_change or (lambda: None)
+    job = _claim_job(job_id)
+    if job is None:
+        return None
+    if job.status == "pending":
+        job.status, job.started_at = "running", utcnow()
+        db.session.commit()
+        notify()
+    user = db.session.get(User, job.user_id)
+    _answer_known(job.id, notify)
+    delay = _step_items(job.id, user, notify)
+    return _after_slice(job.id, delay, notify)
+
+
+def _answer_known(job_id: uuid.UUID, notify: Any) -> None:
+    """Finish every new item the cache or the store can answer; queue the rest for VirusTotal."""
+    while True:
+        batch = db.session.scalars(
+            select(BulkItem)
+            .where(BulkItem.job_id == job_id, BulkItem.status == "pending", BulkItem.stage == "new")
+            .order_by(BulkItem.line)
+            .limit(_BATCH)
+        ).all()
+        if not batch:
+            return
+        known = answers.local_answers(engine.indicator_of(item) for item in batch)
+        for item in batch:
+            answer = known.get(engine.indicator_of(item))
+            if answer is not None:
+                engine.finish(item, answer)
+            else:
+                item.stage = "queued"
+        _renew(job_id)
+        db.session.commit()
+        notify()
+
+
+def _next_item(job_id: uuid.UUID) -> BulkItem | None:
+    """Claim the first due item (a lease, committed), so a second driver would skip it."""
+    now = utcnow()
+    candidate = db.session.scalar(
+        select(BulkItem.id)
+        .where(BulkItem.job_id == job_id, BulkItem.status == "pending", BulkItem.next_check_at <= now)
+        .order_by(BulkItem.next_check_at, BulkItem.line)
+        .limit(1)
+    )
+    if candidate is None:
+        return None
+    taken = db.session.execute(
+        update(BulkItem)
+        .where(BulkItem.id == candidate, BulkItem.status == "pending", BulkItem.next_check_at <= now)
+        .values(next_check_at=now + _lease())
+    ).rowcount
+    db.session.commit()
+    return db.session.get(BulkItem, candidate, populate_existing=True) if taken else None
+
+
+def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
+    """Step due items until none is due, the budget is spent (returns the wait), or the slice ends (0)."""
+    slice_ends = time.monotonic() + _cfg("BULK_SLICE_SECONDS")
+    while time.monotonic() < slice_ends:
+        item = _next_item(job_id)
+        if item is None:
+            return None
+        wait = engine.step(item, user)
+        item.next_check_at = utcnow() + timedelta(seconds=wait) if wait is not None else None
+        _renew(job_id)
+        db.session.commit()
+        notify()
+        if item.stage == "waiting_for_quota":
+            # The user's every key is out of tokens: the other items would wait just the same.
+            return wait
+    return 0.0
+
+
+def _renew(job_id: uuid.UUID) -> None:
+    db.session.execute(update(BulkJob).where(BulkJob.id == job_id).values(lease_until=utcnow() + _lease()))
+
+
+def _after_slice(job_id: uuid.UUID, delay: float | None, notify: Any) -> float | None:
+    now = utcnow()
+    if delay is None:
+        due: datetime | None = db.session.scalar(
+            select(func.min(BulkItem.next_check_at)).where(BulkItem.job_id == job_id, BulkItem.status == "pending")
+        )
+        if due is None and not _has_pending(job_id):
+            finished = db.session.execute(
+                update(BulkJob)
+                .where(BulkJob.id == job_id, BulkJob.status == "running")
+                .values(status="completed", finished_at=now, lease_until=None, next_run_at=None)
+            ).rowcount
+            db.session.commit()
+            if finished:
+                notify()
+            return None
+        delay = max((due - now).total_seconds(), 0.0) if due is not None else 0.0
+    db.session.execute(
+        update(BulkJob).where(BulkJob.id == job_id).values(lease_until=None, next_run_at=now + timedelta(seconds=delay))
+    )
+    db.session.commit()
+    return delay
+
+
+def _has_pending(job_id: uuid.UUID) -> bool:
+    query = select(BulkItem.id).where(BulkItem.job_id == job_id, BulkItem.status == "pending").limit(1)
+    return db.session.scalar(query) is not None
+
+
+def due_jobs(limit: int = 100) -> list[uuid.UUID]:
+    """Unfinished jobs no task holds whose next run is long overdue (a lost message, a killed worker)."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=_cfg("LOOKUP_STUCK_GRACE_SECONDS"))
+    query = (
+        select(BulkJob.id)
+        .where(
+            BulkJob.status.in_(("pending", "running")),
+            or_(BulkJob.lease_until.is_(None), BulkJob.lease_until < now),
+            or_(BulkJob.next_run_at.is_(None), BulkJob.next_run_at < cutoff),
+        )
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))

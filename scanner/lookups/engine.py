@@ -1,0 +1,152 @@
+"""One step of answering an indicator, for a single lookup or a bulk item alike.
+
+`step` reads the cheap answers first (cache, stored report), asks VirusTotal only when they are
+missing or stale, and records the outcome on the row: finished, or pending with what it waits for
+(quota, an analysis, a retry) and when it is due again. It never commits; it writes nothing
+before its VirusTotal call (on SQLite a pending write would block the quota store), and each of
+its steps can run twice at the cost of at most one repeated request.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+
+from ..auth.models import User
+from ..db_types import utcnow
+from ..errors import AppError, NoActiveApiKey, QuotaExhausted
+from ..virustotal.errors import VirusTotalError
+from . import answers, scoring
+from .indicators import Indicator
+from .models import IndicatorWork
+
+
+def _cfg(name: str) -> Any:
+    return current_app.config[name]
+
+
+def indicator_of(row: IndicatorWork) -> Indicator:
+    return Indicator(row.ioc_type, row.ioc)  # type: ignore[arg-type]
+
+
+def step(row: IndicatorWork, user: User, *, interactive: bool = False) -> float | None:
+    """Take the row's next step; returns seconds until it wants another, None once it is finished.
+
+    `interactive`: a request is waiting for this step, so a problem only the caller can fix (no
+    active API key) is raised to it instead of failing the row.
+    """
+    ind = indicator_of(row)
+    try:
+        if row.vt_analysis_id:
+            return _poll(row, user, ind)
+        # A forced refresh takes no stored report older than itself, but one fetched since counts.
+        not_before = getattr(row, "created_at", None) if row.force_refresh else None
+        answer = answers.local_answer(ind, not_before)
+        if answer is None:
+            outcome = answers.fetch(user, ind)
+            if isinstance(outcome, answers.Submitted):
+                return _wait_for_analysis(row, outcome.analysis_id)
+            answers.remember(ind, outcome)
+            answer = outcome
+        finish(row, answer)
+        return None
+    except QuotaExhausted as exc:
+        return _wait_for_quota(row, exc)
+    except VirusTotalError as exc:
+        return _retry_or_fail(row, exc)
+    except NoActiveApiKey:
+        if interactive:
+            raise
+        fail(row, "No active VirusTotal API key: add one, then look the indicator up again")
+        return None
+    except AppError as exc:
+        if interactive:
+            raise
+        fail(row, exc.message)
+        return None
+
+
+def _poll(row: IndicatorWork, user: User, ind: Indicator) -> float | None:
+    if row.deadline_at is not None and utcnow() > row.deadline_at:
+        minutes = _cfg("LOOKUP_ANALYSIS_DEADLINE_SECONDS") / 60
+        fail(row, f"VirusTotal did not finish analysing it within {minutes:g} minutes")
+        return None
+    answer = answers.poll(user, ind, row.vt_analysis_id)
+    row.attempts = 0
+    if answer is None:
+        intervals = _cfg("LOOKUP_POLL_INTERVALS")
+        row.polls += 1
+        return intervals[min(row.polls, len(intervals) - 1)]
+    answers.remember(ind, answer)
+    finish(row, answer)
+    return None
+
+
+def finish(row: IndicatorWork, answer: answers.Answer) -> None:
+    """Record an answer: counts, verdict, score and evidence, as VirusTotal gave them."""
+    summary = scoring.summarize(answer.report, answer.provider_status)
+    found = scoring.counts(answer.report)
+    row.status, row.stage, row.provider_status = "completed", "done", answer.provider_status
+    row.source, row.report_fetched_at, row.latency_ms = answer.source, answer.fetched_at, answer.latency_ms
+    row.verdict, row.score, row.explanation = summary.verdict, summary.score, summary.explanation
+    row.malicious_count = found.malicious if found else None
+    row.suspicious_count = found.suspicious if found else None
+    row.harmless_count = found.harmless if found else None
+    row.undetected_count = found.undetected if found else None
+    row.reputation = found.reputation if found else None
+    row.error, row.next_check_at, row.finished_at, row.attempts = None, None, utcnow(), 0
+    row.keep_details(scoring.details(indicator_of(row).vt_type, answer.report))
+
+
+def fail(row: IndicatorWork, reason: str) -> None:
+    summary = scoring.summarize(None, "error")
+    row.status, row.stage, row.provider_status, row.error = "failed", "failed", "error", reason
+    row.verdict, row.score, row.explanation = summary.verdict, summary.score, summary.explanation
+    row.next_check_at, row.finished_at = None, utcnow()
+
+
+def _pending(row: IndicatorWork, stage: str, provider_status: str) -> None:
+    summary = scoring.summarize(None, provider_status)
+    row.status, row.stage, row.provider_status = "pending", stage, provider_status
+    row.verdict, row.score, row.explanation = summary.verdict, summary.score, summary.explanation
+
+
+def _wait_for_quota(row: IndicatorWork, exc: QuotaExhausted) -> float | None:
+    if not row.vt_analysis_id:  # a running analysis keeps its own deadline (see _poll)
+        now = utcnow()
+        if row.deadline_at is None:
+            row.deadline_at = now + timedelta(seconds=_cfg("LOOKUP_MAX_WAIT_SECONDS"))
+        if now > row.deadline_at:
+            hours = _cfg("LOOKUP_MAX_WAIT_SECONDS") / 3600
+            fail(row, f"No VirusTotal quota freed up within {hours:g} hours")
+            return None
+    _pending(row, "waiting_for_quota", "rate_limited")
+    # A store outage is worth telling; running out of quota is just the pace of a key.
+    row.error = exc.message if isinstance(exc, answers.QuotaStoreUnavailable) else None
+    return max(exc.retry_after, 0.05)
+
+
+def _wait_for_analysis(row: IndicatorWork, analysis_id: str) -> float:
+    _pending(row, "waiting_for_analysis", "pending")
+    row.vt_analysis_id, row.polls, row.attempts, row.error = analysis_id, 0, 0, None
+    row.deadline_at = utcnow() + timedelta(seconds=_cfg("LOOKUP_ANALYSIS_DEADLINE_SECONDS"))
+    return _cfg("LOOKUP_POLL_INTERVALS")[0]
+
+
+def _retry_or_fail(row: IndicatorWork, exc: VirusTotalError) -> float | None:
+    if not exc.retryable:
+        fail(row, f"VirusTotal refused the request: {exc}")
+        return None
+    row.attempts += 1
+    if row.attempts >= _cfg("LOOKUP_MAX_ATTEMPTS"):
+        fail(row, f"VirusTotal kept failing ({row.attempts} attempts), last: {exc}")
+        return None
+    if not row.vt_analysis_id:
+        _pending(row, "retrying", "error")
+    row.error = f"retrying after: {exc}"
+    backoff = min(_cfg("LOOKUP_RETRY_MAX_SECONDS"), _cfg("LOOKUP_RETRY_BASE_SECONDS") * 2 ** (row.attempts - 1))
+    # Jitter spreads the retries of many rows that failed together.
+    return backoff * random.uniform(0.5, 1.0)

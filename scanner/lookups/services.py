@@ -1,0 +1,222 @@
+"""Single indicator lookups: answering one now (or as soon as quota allows), reading it back with
+its notes, and a user's history of them."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
+
+from ..auth.access import owned_or_404
+from ..auth.models import User
+from ..db_types import new_uuid, utcnow
+from ..extensions import db
+from ..ids import parse_uuid
+from . import answers, engine, indicators
+from .models import Lookup, LookupNote
+
+SORT_KEYS = ("created_at", "score", "ioc")
+# Seed 000 names the VirusTotal collections; its example answers with the plural, so both are taken.
+ENDPOINT_TYPES = {
+    "domain": "domain",
+    "domains": "domain",
+    "ip": "ip",
+    "ips": "ip",
+    "ip_address": "ip",
+    "ip_addresses": "ip",
+    "file": "file",
+    "files": "file",
+    "url": "url",
+    "urls": "url",
+}
+
+
+@dataclass(frozen=True)
+class Checked:
+    lookup: Lookup
+    delay: float | None  # seconds until a worker should take its next step; None: finished
+
+    @property
+    def pending(self) -> bool:
+        return self.lookup.status == "pending"
+
+
+def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None = None) -> Checked:
+    """Look an indicator up now: cache, then stored report, then VirusTotal. When VirusTotal cannot
+    answer yet (no quota, an analysis running, a transient failure) the lookup is kept pending for a
+    worker. Raises InvalidIndicator, and NoActiveApiKey when VirusTotal must be asked and the user
+    has no usable key. Flushes the new lookup; the caller commits, then enqueues a pending one."""
+    started = time.monotonic()
+    ind = indicators.parse(raw, vt_type)
+    lookup = Lookup(
+        id=new_uuid(),
+        user_id=user.id,
+        ioc=ind.value,
+        ioc_type=ind.type,
+        force_refresh=force_refresh,
+        status="pending",
+        stage="queued",
+        attempts=0,
+        polls=0,
+        created_at=utcnow(),
+    )
+    delay = engine.step(lookup, user, interactive=True)
+    if delay is not None:
+        lookup.next_check_at = utcnow() + timedelta(seconds=delay)
+    lookup.total_ms = int((time.monotonic() - started) * 1000)
+    db.session.add(lookup)
+    db.session.flush()
+    return Checked(lookup, delay)
+
+
+def endpoint_type(name: str) -> str:
+    """Seed 000's endpoint_type as a VirusTotal type (validated by the schema)."""
+    return ENDPOINT_TYPES[name.strip().lower()]
+
+
+def get_lookup(viewer: User, lookup_id: str) -> Lookup:
+    lookup = db.session.get(Lookup, parse_uuid(lookup_id, "lookup ID"))
+    return owned_or_404(lookup, viewer, "Lookup not found")
+
+
+def add_note(viewer: User, lookup_id: str, text: str) -> LookupNote:
+    lookup = get_lookup(viewer, lookup_id)
+    note = LookupNote(lookup_id=lookup.id, user_id=viewer.id, text=text.strip(), created_at=utcnow())
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+def raw_report(lookup: Lookup) -> dict[str, Any] | None:
+    """VirusTotal's object behind a finished lookup (what we hold now for its indicator)."""
+    if lookup.provider_status != "ok":
+        return None
+    return answers.current_report(engine.indicator_of(lookup))
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def _claim(lookup_id: uuid.UUID) -> Lookup | None:
+    """Take a pending, due lookup for one step (a lease); None if it is not due or another task has it."""
+    now = utcnow()
+    lease = timedelta(seconds=current_app.config["LOOKUP_LEASE_SECONDS"])
+    taken = db.session.execute(
+        update(Lookup)
+        .where(
+            Lookup.id == lookup_id,
+            Lookup.status == "pending",
+            # A second early: a countdown may fire a hair before the time it was computed for.
+            or_(Lookup.next_check_at.is_(None), Lookup.next_check_at <= now + timedelta(seconds=1)),
+        )
+        .values(next_check_at=now + lease)
+    ).rowcount
+    db.session.commit()
+    return db.session.get(Lookup, lookup_id, populate_existing=True) if taken else None
+
+
+def advance(lookup_id: uuid.UUID) -> float | None:
+    """The worker's step for a pending lookup; returns seconds until the next one, None when done."""
+    lookup = _claim(lookup_id)
+    if lookup is None:
+        return None
+    delay = engine.step(lookup, db.session.get(User, lookup.user_id))
+    lookup.next_check_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
+    db.session.commit()
+    return delay
+
+
+def due_lookups(limit: int = 500) -> list[uuid.UUID]:
+    """Pending lookups whose next step is long overdue: their message was lost (a broker restart,
+    a killed worker) and nothing else will move them."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["LOOKUP_STUCK_GRACE_SECONDS"])
+    query = (
+        select(Lookup.id)
+        .where(Lookup.status == "pending", or_(Lookup.next_check_at.is_(None), Lookup.next_check_at < cutoff))
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    """Validated history filters; `date_before` is exclusive."""
+
+    types: tuple[str, ...] = ()
+    verdicts: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    ioc: str | None = None
+    date_from: datetime | None = None
+    date_before: datetime | None = None
+    sort: tuple[tuple[str, bool], ...] = (("created_at", True),)  # (key, descending)
+    page: int = 1
+    per_page: int = 10
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_sort(sort_by: str, default_order: str = "desc") -> tuple[tuple[str, bool], ...]:
+    """`created_at`, or several keys with directions: `score:desc,created_at:asc`. Raises ValueError."""
+    keys: list[tuple[str, bool]] = []
+    for part in sort_by.split(","):
+        name, _, order = (piece.strip() for piece in part.partition(":"))
+        if name not in SORT_KEYS:
+            raise ValueError(f"Unknown sort key {name!r}; allowed: {', '.join(SORT_KEYS)}")
+        if order not in ("", "asc", "desc"):
+            raise ValueError(f"Sort direction for {name!r} must be asc or desc, not {order!r}")
+        if any(key == name for key, _ in keys):
+            raise ValueError(f"Sort key {name!r} is given twice")
+        keys.append((name, (order or default_order) == "desc"))
+    return tuple(keys)
+
+
+def _order_by(name: str, descending: bool) -> list[ColumnElement]:
+    column = {"created_at": Lookup.created_at, "score": Lookup.score, "ioc": Lookup.ioc}[name]
+    # Lookups without a score (unknown, pending) sort last either way.
+    return [column.desc().nulls_last() if descending else column.asc().nulls_last()]
+
+
+def _filtered(user_id: uuid.UUID, query: LookupQuery) -> Select:
+    conditions: list[ColumnElement[bool]] = [Lookup.user_id == user_id]
+    if query.types:
+        conditions.append(Lookup.ioc_type.in_(query.types))
+    if query.verdicts:
+        conditions.append(Lookup.verdict.in_(query.verdicts))
+    if query.statuses:
+        conditions.append(Lookup.status.in_(query.statuses))
+    if query.ioc:
+        conditions.append(Lookup.ioc == query.ioc)
+    if query.date_from is not None:
+        conditions.append(Lookup.created_at >= query.date_from)
+    if query.date_before is not None:
+        conditions.append(Lookup.created_at < query.date_before)
+    return select(Lookup).where(*conditions)
+
+
+def history_page(user_id: uuid.UUID, query: LookupQuery) -> dict[str, Any]:
+    """One page of the user's lookups, newest first unless sorted otherwise."""
+    stmt = _filtered(user_id, query)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    order = [clause for name, desc in query.sort for clause in _order_by(name, desc)]
+    # A unique last key keeps pages stable: no lookup shows on two pages or on none.
+    order.append(Lookup.id.desc() if query.sort[0][1] else Lookup.id.asc())
+    rows = db.session.scalars(stmt.order_by(*order).offset((query.page - 1) * query.per_page).limit(query.per_page))
+    return {
+        "lookups": list(rows),
+        "pagination": {
+            "page": query.page,
+            "per_page": query.per_page,
+            "total_pages": math.ceil(total / query.per_page),
+            "total_items": total,
+        },
+    }

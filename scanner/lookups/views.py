@@ -1,0 +1,217 @@
+"""Lookups, bulk jobs and their items as the API shows them (seed 002's shapes), as plain data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from ..db_types import utcnow
+from ..results.exports import spreadsheet_safe
+from . import engine
+from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
+
+PROVIDER = "virustotal"
+
+
+def report_age_seconds(row: IndicatorWork) -> int | None:
+    """How long ago VirusTotal gave the report this answer rests on."""
+    if row.report_fetched_at is None:
+        return None
+    return max(int((utcnow() - row.report_fetched_at).total_seconds()), 0)
+
+
+def _cached(row: IndicatorWork) -> bool:
+    return row.source in ("cache", "database")
+
+
+def provider_entry(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    details = lookup.details or {}
+    entry = {
+        "provider": PROVIDER,
+        "status": lookup.provider_status or "pending",
+        "latency_ms": lookup.latency_ms,
+        "reputation": lookup.reputation,
+        "malicious_count": lookup.malicious_count,
+        "harmless_count": lookup.harmless_count,
+        "suspicious_count": lookup.suspicious_count,
+        "undetected_count": lookup.undetected_count,
+        "evidence": details.get("evidence") or [],
+        "context": details.get("context") or {},
+        "last_analysis_date": details.get("last_analysis_date"),
+        "permalink": details.get("permalink"),
+        "error": lookup.error,
+    }
+    if raw is not None:
+        entry["raw"] = raw
+    return entry
+
+
+def summary(row: IndicatorWork) -> dict[str, Any]:
+    return {"verdict": row.verdict or "unknown", "score": row.score, "explanation": row.explanation or ""}
+
+
+def lookup_result(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST /api/check_ioc's answer: seed 002's shape, plus where the answer came from and its age."""
+    return {
+        "lookup_id": lookup.id,
+        "status": lookup.status,
+        "ioc": lookup.ioc,
+        "ioc_type": lookup.ioc_type,
+        "providers": [provider_entry(lookup, raw)],
+        "summary": summary(lookup),
+        "timing": {"total_ms": lookup.total_ms},
+        "cached": _cached(lookup),
+        "source": lookup.source,
+        "report_age_seconds": report_age_seconds(lookup),
+        "fetched_at": lookup.report_fetched_at,
+        "created_at": lookup.created_at,
+        "finished_at": lookup.finished_at,
+        "error": lookup.error if lookup.status == "failed" else None,
+    }
+
+
+def note_view(note: LookupNote) -> dict[str, Any]:
+    author = note.author
+    return {
+        "id": note.id,
+        "text": note.text,
+        "author": {"id": author.id, "username": author.username} if author else None,
+        "created_at": note.created_at,
+    }
+
+
+def lookup_detail(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """GET /api/lookup/{id}: seed 002's shape, plus status, explanation, source and notes."""
+    owner = lookup.user
+    ind = engine.indicator_of(lookup)
+    return {
+        "id": lookup.id,
+        "ioc": {"id": ind.ioc_id, "value": lookup.ioc, "type": lookup.ioc_type},
+        "user": {"id": owner.id, "email": owner.email, "role": owner.role},
+        "status": lookup.status,
+        "started_at": lookup.created_at,
+        "finished_at": lookup.finished_at,
+        "score": lookup.score,
+        "verdict": lookup.verdict or "unknown",
+        "explanation": lookup.explanation or "",
+        "provider_results": [provider_entry(lookup, raw)],
+        "notes": [note_view(note) for note in lookup.notes],
+        "cached": _cached(lookup),
+        "source": lookup.source,
+        "report_age_seconds": report_age_seconds(lookup),
+        "error": lookup.error if lookup.status == "failed" else None,
+    }
+
+
+def history_row(lookup: Lookup) -> dict[str, Any]:
+    return {
+        "id": lookup.id,
+        "ioc": lookup.ioc,
+        "ioc_type": lookup.ioc_type,
+        "status": lookup.status,
+        "verdict": lookup.verdict or "unknown",
+        "score": lookup.score,
+        "malicious_count": lookup.malicious_count,
+        "source": lookup.source,
+        "created_at": lookup.created_at,
+        "finished_at": lookup.finished_at,
+    }
+
+
+def item_view(item: BulkItem) -> dict[str, Any]:
+    return {
+        "line": item.line,
+        "ioc": item.ioc,
+        "ioc_type": item.ioc_type,
+        "status": item.status,
+        "verdict": item.verdict or "unknown",
+        "score": item.score,
+        "explanation": item.explanation,
+        "malicious_count": item.malicious_count,
+        "suspicious_count": item.suspicious_count,
+        "harmless_count": item.harmless_count,
+        "undetected_count": item.undetected_count,
+        "reputation": item.reputation,
+        "provider_status": item.provider_status,
+        "source": item.source,
+        "cached": _cached(item),
+        "report_age_seconds": report_age_seconds(item),
+        "error": item.error if item.status == "failed" else None,
+        "finished_at": item.finished_at,
+    }
+
+
+def job_counts(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "total_iocs": job.total_iocs,
+        "processed_iocs": counts["processed"],
+        "completed_iocs": counts["completed"],
+        "failed_iocs": counts["failed"],
+        "pending_iocs": counts["pending"],
+        "cancelled_iocs": counts["cancelled"],
+    }
+
+
+def job_view(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        **job_counts(job, counts),
+        "filename": job.filename,
+        "invalid_count": job.invalid_count,
+        "duplicate_count": job.duplicate_count,
+        "invalid_lines": job.invalid_lines or [],
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+# -- bulk exports -------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "line",
+    "ioc",
+    "ioc_type",
+    "status",
+    "verdict",
+    "score",
+    "explanation",
+    "malicious_count",
+    "suspicious_count",
+    "harmless_count",
+    "undetected_count",
+    "reputation",
+    "provider_status",
+    "source",
+    "report_age_seconds",
+    "error",
+    "finished_at",
+)
+
+
+def _csv_line(values: Iterable[Any]) -> str:
+    buffer = io.StringIO()
+    cells = ["" if v is None else v.isoformat() if isinstance(v, datetime) else spreadsheet_safe(v) for v in values]
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue()
+
+
+def export_csv(items: Iterable[BulkItem]) -> Iterator[str]:
+    """One row per indicator, in upload order; cells that a spreadsheet would run are defused."""
+    yield _csv_line(EXPORT_COLUMNS)
+    for item in items:
+        row = item_view(item)
+        yield _csv_line(row[column] for column in EXPORT_COLUMNS)
+
+
+def export_json(job: dict[str, Any], items: Iterable[BulkItem]) -> Iterator[str]:
+    """`{"job": {...}, "results": [...]}`, written an item at a time."""
+    yield '{"job":' + json.dumps(job, default=str) + ',"results":['
+    for i, item in enumerate(items):
+        yield ("," if i else "") + json.dumps(item_view(item), default=str)
+    yield "]}"

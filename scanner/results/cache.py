@@ -1,0 +1,156 @@
+"""Versioned read cache for scan reports and history pages.
+
+Each user has a version token, and every cached read of that user's scans carries the token in
+its key. A change to any of the user's scans or files replaces the token (`bump_scans_version`),
+which orphans all of that user's entries at once: a read after the bump computes afresh and can
+never be served the old answer. Entries then simply expire.
+
+Tokens are random rather than counters, so a token lost to eviction or a cache restart can never
+be re-created with a value that older entries are still stored under.
+
+The ordering that keeps this correct: a reader fetches the token *before* it reads the database,
+and a writer bumps *after* it commits. Whatever a reader stores is then either filed under a token
+that a later bump retires, or was read after the change.
+
+The cache is only ever an optimisation: any cache error (Redis down) is logged and the read goes
+to the database.
+
+Besides the explicit `bump_scans_version` calls, ORM changes to `Scan` or `File` rows bump their
+owners' tokens after the commit (see `_watch_session`), so a code path that forgets to call it
+cannot make a read stale. Core `update()`/`delete()` statements bypass the ORM and still need the
+explicit call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from flask import current_app
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from ..extensions import cache, db
+from ..files.models import File
+from ..scans.models import EngineResult, Scan
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Columns that only steer the pipeline; no read shows them, so changing them invalidates nothing.
+_BOOKKEEPING = frozenset(
+    {"attempts", "polls", "next_check_at", "deadline_at", "updated_at", "api_key_id", "vt_analysis_id"}
+)
+# After a cache error, reads skip that cache for this long instead of paying a failed round trip
+# (or a socket timeout) on every request.
+_BACKOFF_SECONDS = 5.0
+_skip_until: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _version_key(user_id: uuid.UUID | str) -> str:
+    return f"results:v:{user_id}"
+
+
+def _available() -> bool:
+    return time.monotonic() >= _skip_until.get(cache.cache, 0.0)
+
+
+def _failed(operation: str, error: Exception) -> None:
+    _skip_until[cache.cache] = time.monotonic() + _BACKOFF_SECONDS
+    log.warning("results cache %s failed, using the database: %s", operation, error)
+
+
+def bump_scans_version(user_id: uuid.UUID | str) -> None:
+    """Retire every cached read of this user's scans. Call it after committing any change to the
+    user's scans, engine results or files; never raises."""
+    try:
+        cache.set(_version_key(user_id), uuid.uuid4().hex, timeout=0)
+    except Exception as error:  # a failed bump leaves entries to expire on their timeout
+        _failed("bump", error)
+
+
+def _current_token(user_id: uuid.UUID | str) -> str | None:
+    key = _version_key(user_id)
+    token = cache.get(key)
+    if token is None:
+        # First read since the token was lost: the first reader's token wins and the rest adopt it.
+        cache.add(key, uuid.uuid4().hex, timeout=0)
+        token = cache.get(key)
+    return token
+
+
+def _digest(params: Mapping[str, Any]) -> str:
+    canonical = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def cached_read(
+    user_id: uuid.UUID | str,
+    kind: str,
+    params: Mapping[str, Any],
+    compute: Callable[[], T],
+    *,
+    keep: Callable[[T], bool] = lambda value: True,
+    timeout: int | None = None,
+) -> T:
+    """The value of `compute()` for these params, from the cache when this user's scans have not
+    changed since it was stored. `keep` decides whether a fresh value is worth storing."""
+    if not _available():
+        return compute()
+    try:
+        token = _current_token(user_id)
+        key = f"results:{kind}:{user_id}:{token}:{_digest(params)}"
+        hit = cache.get(key)
+    except Exception as error:
+        _failed("read", error)
+        return compute()
+    if hit is not None:
+        return hit
+    value = compute()
+    if keep(value):
+        try:
+            cache.set(key, value, timeout=timeout or current_app.config["RESULTS_CACHE_SECONDS"])
+        except Exception as error:
+            _failed("write", error)
+    return value
+
+
+def _changed_owners(session: Session) -> set[uuid.UUID]:
+    owners: set[uuid.UUID] = set()
+    scan_ids: set[uuid.UUID] = set()
+    for obj in (*session.new, *session.deleted, *session.dirty):
+        if isinstance(obj, EngineResult):
+            scan_ids.add(obj.scan_id)
+        elif isinstance(obj, Scan | File) and obj.user_id is not None and _visible_change(obj, session):
+            owners.add(obj.user_id)
+    scan_ids.discard(None)
+    if scan_ids:
+        owners.update(session.scalars(select(Scan.user_id).where(Scan.id.in_(scan_ids))))
+    return owners
+
+
+def _visible_change(obj: Scan | File, session: Session) -> bool:
+    if obj in session.new or obj in session.deleted:
+        return True
+    state = inspect(obj)
+    return any(attr.key not in _BOOKKEEPING and attr.history.has_changes() for attr in state.attrs)
+
+
+@event.listens_for(db.session, "after_flush")
+def _watch_session(session: Session, flush_context) -> None:
+    owners = _changed_owners(session)
+    if owners:
+        session.info.setdefault("results_changed_owners", set()).update(owners)
+
+
+@event.listens_for(db.session, "after_commit")
+def _bump_changed(session: Session) -> None:
+    # Kept across a rollback on purpose: a spare bump costs one cache miss, a missed one a stale read.
+    for user_id in session.info.pop("results_changed_owners", ()):
+        bump_scans_version(user_id)

@@ -1,0 +1,325 @@
+"""The scan state machine. Each call of `advance` takes one step for one scan and says when the
+next step is due; the Celery task around it only schedules. Every step is safe to run twice:
+a scan is claimed with a lease before anything happens, verdicts are replaced, not appended,
+and what VirusTotal already gave us (an analysis id, a report) is kept on the row or in the
+store before the next call is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from flask import current_app
+from sqlalchemy import delete, or_, select, update
+
+from ..auth.models import User
+from ..db_types import utcnow
+from ..errors import AppError, QuotaExhausted
+from ..events import publish
+from ..extensions import db
+from ..files.models import File
+from ..files.storage import blob_store
+from ..virustotal import gateway
+from ..virustotal.errors import NotFoundError, VirusTotalError
+from ..virustotal.reports import detection_ratio, parse_stats
+from ..virustotal.store import file_object_from_analysis, get_report, save_report
+from . import flight
+from .models import EngineResult, Scan
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ACTIVE = flight.ACTIVE
+COLUMNS = {
+    "malicious": "malicious",
+    "suspicious": "suspicious",
+    "undetected": "undetected",
+    "harmless": "harmless",
+    "timeout": "timeout",
+    "confirmed-timeout": "confirmed_timeout",
+    "failure": "failure",
+    "type-unsupported": "type_unsupported",
+}
+
+
+def _cfg(name: str) -> Any:
+    return current_app.config[name]
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def claim(scan_id: uuid.UUID) -> Scan | None:
+    """Take the scan for one step if it is active and due; None if another task has it."""
+    now = utcnow()
+    taken = db.session.execute(
+        update(Scan)
+        .where(
+            Scan.id == scan_id,
+            Scan.status.in_(ACTIVE),
+            # A second early: a countdown may fire a hair before the time it was computed for.
+            or_(Scan.next_check_at.is_(None), Scan.next_check_at <= now + _seconds(1)),
+        )
+        .values(next_check_at=now + _seconds(_cfg("SCAN_LEASE_SECONDS")))
+    ).rowcount
+    db.session.commit()
+    return db.session.get(Scan, scan_id) if taken else None
+
+
+def advance(scan_id: uuid.UUID) -> float | None:
+    """Run the next step; returns seconds until the following one, or None when nothing is left."""
+    scan = claim(scan_id)
+    if scan is None:
+        return None
+    try:
+        delay = _step(scan)
+    except QuotaExhausted as exc:
+        delay = _after_error(scan_id, lambda s: _wait_for_quota(s, exc))
+    except VirusTotalError as exc:
+        delay = _after_error(scan_id, lambda s: _retry_or_fail(s, exc))
+    except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
+        delay = _after_error(scan_id, lambda s: _fail(s, exc.message))
+    if delay is not None:
+        db.session.get(Scan, scan_id).next_check_at = utcnow() + _seconds(delay)
+    db.session.commit()
+    _changed(scan_id)
+    publish("scan", scan_id)  # wakes GET /api/stream/scans/{scan_id}
+    return delay
+
+
+def _after_error(scan_id: uuid.UUID, handle: Callable[[Scan], float | None]) -> float | None:
+    # Whatever the failed step flushed is dropped; what earlier steps committed stays.
+    db.session.rollback()
+    return handle(db.session.get(Scan, scan_id))
+
+
+def _wait_for_quota(scan: Scan, exc: QuotaExhausted) -> float:
+    scan.status, scan.stage = "pending", "waiting_for_quota"
+    return max(exc.retry_after, 0.05)
+
+
+def _retry_or_fail(scan: Scan, exc: VirusTotalError) -> float | None:
+    if not exc.retryable:
+        return _fail(scan, f"VirusTotal refused the request: {exc}")
+    scan.attempts += 1
+    if scan.attempts >= _cfg("SCAN_MAX_ATTEMPTS"):
+        return _fail(scan, f"VirusTotal kept failing ({scan.attempts} attempts), last: {exc}")
+    scan.error = f"retrying after: {exc}"
+    backoff = min(_cfg("SCAN_RETRY_MAX_SECONDS"), _cfg("SCAN_RETRY_BASE_SECONDS") * 2 ** (scan.attempts - 1))
+    # Jitter spreads the retries of many scans that failed together.
+    return backoff * random.uniform(0.5, 1.0)
+
+
+def _fail(scan: Scan, reason: str) -> None:
+    scan.status, scan.stage, scan.error = "failed", "failed", reason
+    scan.next_check_at, scan.completed_at = None, utcnow()
+    flight.release(scan.file.sha256, scan.id)
+    _wake_waiters(scan)
+    return None
+
+
+def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
+    user = db.session.get(User, scan.user_id)
+    # The quota store takes its own lock on the database; our pending writes must not hold one.
+    # Committing here also shows the user the stage the scan is in while VirusTotal answers.
+    db.session.commit()
+    result = gateway.call(user, fn, key_id=scan.api_key_id)
+    scan.attempts = 0
+    return result
+
+
+def _step(scan: Scan) -> float | None:
+    if scan.vt_analysis_id:
+        return _poll(scan)
+    sha256 = scan.file.sha256
+    report = usable_report(scan)
+    if report is not None:
+        _record(scan, report, "store")
+        return None
+    owned = flight.join(sha256, scan.id)
+    if owned is None:
+        scan.status, scan.stage = "scanning", "waiting_for_flight"
+        return _cfg("SCAN_POLL_INTERVALS")[0]
+    scan.status = "scanning"
+    if owned.vt_analysis_id:  # a previous owner got this far before it died
+        return _start_waiting(scan, owned.vt_analysis_id, poll_now=True)
+    if scan.kind == "rescan" and scan.vt_lookup is None:
+        return _start_waiting(scan, _rescan(scan))
+    if scan.vt_lookup is None:
+        scan.stage = "looking_up"
+        try:
+            found = _vt(scan, lambda c: c.get_file(sha256))
+        except NotFoundError:
+            found = None
+        if found is not None and _fresh_enough(found):
+            save_report("file", sha256, found)
+            _record(scan, found, "virustotal")
+            return None
+        # The next VirusTotal call commits this first, so a quota wait before it does not cost
+        # a second lookup (with two tokens needed back to back, it could otherwise never end).
+        scan.vt_lookup = "unknown" if found is None else "stale"
+    if scan.vt_lookup == "stale":  # VirusTotal has it, but its verdicts are old: ask for new ones
+        return _start_waiting(scan, _vt(scan, lambda c: c.rescan(sha256)))
+    if scan.never_upload:
+        return _not_found(scan)
+    return _start_waiting(scan, _upload(scan))
+
+
+def _rescan(scan: Scan) -> str:
+    sha256 = scan.file.sha256
+    try:
+        return _vt(scan, lambda c: c.rescan(sha256))
+    except NotFoundError:
+        scan.vt_lookup = "unknown"
+        if scan.never_upload:
+            raise VirusTotalError(
+                "VirusTotal no longer has the file and uploading it is disabled for this scan", code="NotFoundError"
+            ) from None
+        return _upload(scan)
+
+
+def _upload(scan: Scan) -> str:
+    file: File = scan.file
+    scan.stage = "uploading"
+    # A large upload outlasts the usual lease; hold the scan long enough (at 1 MB/s) that the
+    # sweep does not hand it to a second worker meanwhile.
+    scan.next_check_at = utcnow() + _seconds(max(_cfg("SCAN_LEASE_SECONDS"), file.file_size / 1_000_000))
+    db.session.commit()
+    try:
+        with blob_store().local_path(file.blob_key) as path:
+            return _vt(scan, lambda c: c.upload_file(path, file.filename))
+    except FileNotFoundError:
+        raise VirusTotalError("the stored copy of the file is missing", code="BlobMissing") from None
+
+
+def _start_waiting(scan: Scan, analysis_id: str, poll_now: bool = False) -> float:
+    scan.vt_analysis_id, scan.stage, scan.polls = analysis_id, "waiting_for_analysis", 0
+    scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
+    flight.remember_analysis(scan.file.sha256, scan.id, analysis_id)
+    # Keep the analysis id even if the next call fails: polling it again costs less than uploading.
+    db.session.commit()
+    return 0.0 if poll_now else _cfg("SCAN_POLL_INTERVALS")[0]
+
+
+def _poll(scan: Scan) -> float | None:
+    if scan.deadline_at is None:
+        scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
+    if utcnow() > scan.deadline_at:
+        minutes = _cfg("SCAN_DEADLINE_SECONDS") / 60
+        return _fail(scan, f"VirusTotal did not finish the analysis within {minutes:g} minutes")
+    scan.stage = "waiting_for_analysis"
+    analysis = _vt(scan, lambda c: c.get_analysis(scan.vt_analysis_id))
+    status = ((analysis.get("data") or {}).get("attributes") or {}).get("status")
+    if status != "completed":
+        intervals = _cfg("SCAN_POLL_INTERVALS")
+        scan.polls += 1
+        return intervals[min(scan.polls, len(intervals) - 1)]
+    report = file_object_from_analysis(analysis)
+    sha256 = scan.file.sha256
+    report["id"] = report["attributes"]["sha256"] = sha256
+    save_report("file", sha256, report)
+    _record(scan, report, "virustotal")
+    return None
+
+
+def _fresh_enough(file_object: dict) -> bool:
+    analysed = (file_object.get("attributes") or {}).get("last_analysis_date")
+    if not analysed:
+        return False
+    age = utcnow() - datetime.fromtimestamp(int(analysed), UTC)
+    return age <= timedelta(days=_cfg("SCAN_REPORT_MAX_AGE_DAYS"))
+
+
+def usable_report(scan: Scan) -> dict | None:
+    """A stored report this scan may take without asking VirusTotal: for a scan, one fetched in
+    the last SCAN_REUSE_HOURS whose analysis is fresh enough; for a rescan, only one made after
+    the rescan was asked for."""
+    row = get_report("file", scan.file.sha256)
+    if row is None:
+        return None
+    if scan.kind == "rescan":
+        analysed = (row.report.get("attributes") or {}).get("last_analysis_date") or 0
+        fresh = row.fetched_at > scan.created_at and int(analysed) >= int(scan.created_at.timestamp())
+        return row.report if fresh else None
+    if row.fetched_at < utcnow() - timedelta(hours=_cfg("SCAN_REUSE_HOURS")):
+        return None
+    return row.report if _fresh_enough(row.report) else None
+
+
+def _record(scan: Scan, report: dict, source: str) -> None:
+    attributes = report.get("attributes") or {}
+    stats = parse_stats(attributes)
+    for category, column in COLUMNS.items():
+        setattr(scan, column, stats[category])
+    malicious, judged = detection_ratio(stats)
+    scan.engines_total, scan.detection_ratio = judged, f"{malicious}/{judged}"
+    analysed = attributes.get("last_analysis_date")
+    scan.scan_date = datetime.fromtimestamp(int(analysed), UTC) if analysed else utcnow()
+    db.session.execute(delete(EngineResult).where(EngineResult.scan_id == scan.id))
+    for engine, verdict in sorted((attributes.get("last_analysis_results") or {}).items()):
+        db.session.add(
+            EngineResult(
+                scan_id=scan.id,
+                engine_name=str(verdict.get("engine_name") or engine)[:100],
+                engine_version=_text(verdict.get("engine_version"), 100),
+                category=str(verdict.get("category") or "undetected")[:32],
+                result=_text(verdict.get("result"), 255),
+                method=_text(verdict.get("method"), 32),
+                engine_update=_text(verdict.get("engine_update"), 32),
+            )
+        )
+    scan.status, scan.stage, scan.report_source, scan.error = "completed", "done", source, None
+    scan.next_check_at, scan.completed_at = None, utcnow()
+    flight.release(scan.file.sha256, scan.id)
+    _wake_waiters(scan)
+
+
+def _not_found(scan: Scan) -> None:
+    scan.status, scan.stage, scan.report_source = "not_found", "done", "virustotal"
+    scan.error = "VirusTotal does not know this file and uploading it is disabled"
+    scan.next_check_at, scan.completed_at = None, utcnow()
+    flight.release(scan.file.sha256, scan.id)
+    _wake_waiters(scan)
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+def _wake_waiters(scan: Scan) -> None:
+    """Scans waiting on this file's flight become due now; `wake_ids` are enqueued after commit."""
+    waiting = db.session.scalars(
+        select(Scan.id)
+        .join(File, Scan.file_id == File.id)
+        .where(File.sha256 == scan.file.sha256, Scan.id != scan.id, Scan.stage == "waiting_for_flight")
+        .where(Scan.status.in_(ACTIVE))
+    ).all()
+    if waiting:
+        db.session.execute(update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()))
+        db.session.info.setdefault("wake_ids", set()).update(waiting)
+
+
+def _changed(scan_id: uuid.UUID) -> None:
+    from ..results.cache import bump_scans_version
+
+    scan = db.session.get(Scan, scan_id)
+    if scan is not None:
+        bump_scans_version(scan.user_id)
+
+
+def due_scans(limit: int = 500) -> list[uuid.UUID]:
+    """Active scans whose next step is overdue by more than the grace period: their message
+    was lost (broker restart, worker killed) and nothing else will move them."""
+    cutoff = utcnow() - _seconds(_cfg("SCAN_STUCK_GRACE_SECONDS"))
+    return list(
+        db.session.scalars(
+            select(Scan.id)
+            .where(Scan.status.in_(ACTIVE), or_(Scan.next_check_at.is_(None), Scan.next_check_at < cutoff))
+            .limit(limit)
+        )
+    )

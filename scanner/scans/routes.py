@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..auth.access import current_user, login_required
+from ..extensions import db
+from . import services
+from .schemas import ScanRequestSchema, ScanStartedSchema, ScanStatusSchema
+from .tasks import enqueue_scan
+
+blp = Blueprint("scans", __name__, url_prefix="/api/scan", description="Start scans and follow them")
+
+
+def _start(file_id: str, args: dict, kind: str, message: str):
+    user = current_user()
+    file = services.get_file_for(user, file_id)
+    scan = services.start_scan(user, file, args.get("api_key_id"), kind, args.get("never_upload"))
+    db.session.commit()
+    enqueue_scan(scan.id)
+    return {"message": message, "scan_id": scan.id, "status": scan.status}
+
+
+@blp.route("/file/<file_id>")
+class ScanFile(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(ScanRequestSchema, required=False)
+    @blp.response(202, ScanStartedSchema)
+    def post(self, args, file_id):
+        """Scan a file with VirusTotal (hash lookup first, upload only when needed and allowed)"""
+        return _start(file_id, args or {}, "scan", "Scan initiated successfully")
+
+
+@blp.route("/file/<file_id>/rescan")
+class RescanFile(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(ScanRequestSchema, required=False)
+    @blp.response(202, ScanStartedSchema)
+    def post(self, args, file_id):
+        """Ask VirusTotal to analyse a file again"""
+        return _start(file_id, args or {}, "rescan", "Rescan initiated successfully")
+
+
+@blp.route("/<scan_id>/status")
+class ScanStatus(MethodView):
+    decorators = [login_required]
+
+    @blp.response(200, ScanStatusSchema)
+    def get(self, scan_id):
+        """Where a scan is: status, stage, detection ratio"""
+        return services.get_scan_for(current_user(), scan_id)

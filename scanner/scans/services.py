@@ -1,0 +1,46 @@
+"""Starting scans and reading their status."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..auth.models import User
+from ..db_types import utcnow
+from ..extensions import db
+from ..files.models import File
+from ..ids import parse_uuid
+from ..virustotal import gateway
+from .models import Scan
+
+
+def get_file_for(user: User, file_id: str) -> File:
+    from ..auth.access import owned_or_404
+
+    return owned_or_404(db.session.get(File, parse_uuid(file_id, "file ID")), user, "File not found")
+
+
+def get_scan_for(user: User, scan_id: str) -> Scan:
+    from ..auth.access import owned_or_404
+
+    return owned_or_404(db.session.get(Scan, parse_uuid(scan_id, "scan ID")), user, "Scan not found")
+
+
+def start_scan(
+    user: User, file: File, api_key_id: uuid.UUID | None = None, kind: str = "scan", never_upload: bool | None = None
+) -> Scan:
+    """A new scan row, due at once. The key is checked now, so a request that could never run
+    is answered 400/404 instead of failing later in a worker."""
+    gateway.pick_key(user, api_key_id)
+    scan = Scan(
+        user_id=user.id,
+        file_id=file.id,
+        api_key_id=api_key_id,
+        kind=kind,
+        status="scanning",
+        stage="queued",
+        never_upload=file.never_upload if never_upload is None else never_upload,
+        next_check_at=utcnow(),
+    )
+    db.session.add(scan)
+    db.session.flush()
+    return scan

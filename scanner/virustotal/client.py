@@ -1,0 +1,237 @@
+"""The only code that talks HTTP to VirusTotal (API v3).
+
+One `requests.Session` per process carries the connection pool; the API key travels per
+request, because one worker process serves many users' keys.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+from .errors import (
+    FileTooLargeError,
+    InvalidKeyError,
+    UnknownVTError,
+    VTConnectionError,
+    error_from_response,
+)
+from .reports import detection_ratio, parse_stats, url_id
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DIRECT_UPLOAD_MAX_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "USER_AGENT",
+    "VirusTotalClient",
+    "close_session",
+    "detection_ratio",
+    "parse_stats",
+    "url_id",
+]
+
+DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
+USER_AGENT = "scanner/1.0 (gzip)"
+
+MiB = 1024 * 1024
+# POST /files takes bodies up to 32 MB. Like vt-go, files over 30 MB take the upload_url route,
+# which leaves 2 MB for the multipart envelope instead of cutting it close.
+DIRECT_UPLOAD_MAX_BYTES = 30 * MiB
+MAX_UPLOAD_BYTES = 650 * MiB
+
+_POOL_CONNECTIONS = 4
+_POOL_MAXSIZE = 16
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+# Sessions inherited from the parent of a fork: kept referenced and never closed in the child,
+# since closing takes urllib3 pool locks a vanished parent thread may hold.
+_inherited_sessions: list[requests.Session] = []
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=_POOL_CONNECTIONS, pool_maxsize=_POOL_MAXSIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", "Accept": "application/json"})
+    return session
+
+
+def _shared_session() -> requests.Session:
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = _new_session()
+        return _session
+
+
+def close_session() -> None:
+    """Close this process's session (at shutdown); the next request opens a new one."""
+    global _session
+    with _session_lock:
+        session, _session = _session, None
+    if session is not None:
+        session.close()
+
+
+def _forget_session_in_child() -> None:
+    global _session, _session_lock
+    if _session is not None:
+        _inherited_sessions.append(_session)
+    _session = None
+    _session_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_session_in_child)
+
+_TRANSPORT_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class VirusTotalClient:
+    """Calls VirusTotal with one API key.
+
+    `acquire` is the caller's quota gate: it runs right before every HTTP request (both requests
+    of a large upload) and whatever it raises reaches the caller unchanged.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        acquire: Callable[[], None] | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._acquire = acquire
+
+    def __repr__(self) -> str:
+        return f"VirusTotalClient(base_url={self.base_url!r})"
+
+    def _request(self, method: str, target: str, *, data: Any = None, headers: dict[str, str] | None = None) -> Any:
+        url = target if target.startswith(("http://", "https://")) else self.base_url + target
+        if self._acquire is not None:
+            self._acquire()
+        request_headers = {"x-apikey": self._api_key, **(headers or {})}
+        try:
+            # No redirects: requests would replay the x-apikey header to whatever host they name.
+            response = _shared_session().request(
+                method, url, data=data, headers=request_headers, timeout=self.timeout, allow_redirects=False
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(response.status_code, response.content)
+        try:
+            body = response.json()
+        except ValueError:
+            raise UnknownVTError(
+                "answer is not JSON", code="InvalidResponse", http_status=response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise UnknownVTError(
+                "answer is not a JSON object", code="InvalidResponse", http_status=response.status_code
+            )
+        return body
+
+    def _data(self, method: str, target: str, **kwargs: Any) -> Any:
+        body = self._request(method, target, **kwargs)
+        if "data" not in body:
+            raise UnknownVTError("answer has no data member", code="InvalidResponse", http_status=200)
+        return body["data"]
+
+    def get_file(self, file_hash: str) -> dict[str, Any]:
+        """The file object for an md5, sha1 or sha256; NotFoundError if VirusTotal never saw it."""
+        return self._data("GET", f"/files/{_segment(file_hash)}")
+
+    def upload_file(self, path: str | os.PathLike[str], filename: str | None = None) -> str:
+        """Upload a file from disk, streamed, and return the analysis id.
+
+        Files over DIRECT_UPLOAD_MAX_BYTES go through a one-time upload URL (two requests).
+        """
+        path = Path(path)
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise FileTooLargeError(f"{size} bytes is over VirusTotal's {MAX_UPLOAD_BYTES // MiB} MB upload limit")
+        name = filename or path.name
+        target = "/files" if size <= DIRECT_UPLOAD_MAX_BYTES else self._upload_url()
+        with path.open("rb") as stream:
+            # urllib3 2 renders the part header as `filename="<name>"` (WHATWG form, quotes and
+            # line breaks percent-encoded); VirusTotal rejects the RFC 5987 `filename*=` form.
+            encoder = MultipartEncoder(fields={"file": (name, stream, "application/octet-stream")})
+            data = self._data("POST", target, data=encoder, headers={"Content-Type": encoder.content_type})
+        return _analysis_id(data)
+
+    def _upload_url(self) -> str:
+        url = self._data("GET", "/files/upload_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise UnknownVTError("upload_url answer is not a URL", code="InvalidResponse", http_status=200)
+        return url
+
+    def rescan(self, sha256: str) -> str:
+        """Ask VirusTotal to analyse a file it already has again; returns the analysis id."""
+        return _analysis_id(self._data("POST", f"/files/{_segment(sha256)}/analyse"))
+
+    def get_analysis(self, analysis_id: str) -> dict[str, Any]:
+        """The whole analysis body: `data` (status, stats, results) and `meta` (file_info or url_info)."""
+        return self._request("GET", f"/analyses/{_segment(analysis_id)}")
+
+    def get_analysis_item(self, analysis_id: str) -> dict[str, Any]:
+        """The file or URL object the analysis is about."""
+        return self._data("GET", f"/analyses/{_segment(analysis_id)}/item")
+
+    def get_url(self, url: str) -> dict[str, Any]:
+        return self._data("GET", f"/urls/{url_id(url)}")
+
+    def scan_url(self, url: str) -> str:
+        """Submit a URL for analysis; returns the analysis id."""
+        return _analysis_id(self._data("POST", "/urls", data={"url": url}))
+
+    def get_domain(self, domain: str) -> dict[str, Any]:
+        return self._data("GET", f"/domains/{_segment(domain)}")
+
+    def get_ip(self, ip: str) -> dict[str, Any]:
+        return self._data("GET", f"/ip_addresses/{_segment(ip)}")
+
+    def validate_key(self) -> bool:
+        """Whether VirusTotal accepts the key, checked with one cheap call (GET /ip_addresses/8.8.8.8,
+        which costs one request of the key's quota).
+
+        False only when the key is rejected (InvalidKeyError). Other failures (VTConnectionError,
+        QuotaExceededError, ...) propagate: they mean "could not check", not "bad key".
+        """
+        try:
+            self.get_ip("8.8.8.8")
+        except InvalidKeyError:
+            return False
+        return True
+
+
+def _analysis_id(data: Any) -> str:
+    analysis_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(analysis_id, str) or not analysis_id:
+        raise UnknownVTError("answer carries no analysis id", code="InvalidResponse", http_status=200)
+    return analysis_id
+
+
+def _path_of(url: str) -> str:
+    return url.split("?", 1)[0]

@@ -1,0 +1,61 @@
+"""Our own copy of what VirusTotal said, per indicator: seed 000's persistent cache.
+
+Reports are kept as VirusTotal's `data` object (`type`, `id`, `attributes`), whichever call
+produced them, so file scans and indicator lookups share one store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..db_types import utcnow
+from ..extensions import db
+from .models import IndicatorReport
+
+
+def get_report(type_: str, value: str) -> IndicatorReport | None:
+    return db.session.scalar(select(IndicatorReport).where(IndicatorReport.type == type_, IndicatorReport.value == value))
+
+
+def fresh_report(type_: str, value: str, max_age: timedelta) -> IndicatorReport | None:
+    row = get_report(type_, value)
+    return row if row is not None and row.fetched_at >= utcnow() - max_age else None
+
+
+def save_report(type_: str, value: str, report: dict[str, Any], fetched_at: datetime | None = None) -> None:
+    """Insert or replace in one statement, so two workers saving the same indicator never collide."""
+    fetched_at = fetched_at or utcnow()
+    values = {"type": type_, "value": value, "report": report, "fetched_at": fetched_at}
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(IndicatorReport).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["type", "value"], set_={"report": stmt.excluded.report, "fetched_at": stmt.excluded.fetched_at}
+    )
+    db.session.execute(stmt)
+    # The identity map may hold the old row; reads after this must see the new one.
+    db.session.expire_all()
+
+
+def file_object_from_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
+    """A file object in the shape of GET /files/{id}, built from a completed analysis, so a scan
+    that uploaded a file needs no further request to learn its verdicts."""
+    data, meta = analysis.get("data") or {}, analysis.get("meta") or {}
+    attributes, info = data.get("attributes") or {}, meta.get("file_info") or {}
+    return {
+        "type": "file",
+        "id": info.get("sha256"),
+        "attributes": {
+            "sha256": info.get("sha256"),
+            "sha1": info.get("sha1"),
+            "md5": info.get("md5"),
+            "size": info.get("size"),
+            "last_analysis_date": attributes.get("date"),
+            "last_analysis_stats": attributes.get("stats") or {},
+            "last_analysis_results": attributes.get("results") or {},
+        },
+    }

@@ -1,0 +1,45 @@
+"""A large upload streams: the web process never holds the file in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.files.helpers import blobs_named, rows
+from tests.fixtures.worker import ROOT
+
+SIZE = 256 * 1024 * 1024
+# The upload path holds one 256 KiB read, the decoder's buffer (at most two reads) and an 8 KiB
+# sniff for the MIME type; a parser that kept the file, or spooled it through memory, would
+# raise the peak by at least SIZE. glibc's sliding mmap threshold adds a few tens of MiB of
+# allocator noise whatever the size, so the file is large enough that a quarter of it stands well
+# above that noise and still fails any design that holds a sizeable share of the file.
+BOUND = SIZE // 4
+
+
+def test_upload_of_64_mb_does_not_hold_the_file_in_memory(app, client, user):
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.files.rss_probe", user.access_token, str(SIZE)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-4000:]
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    assert result["status"] == 201, result["answer"]
+    assert result["answer"]["file_size"] == SIZE
+    assert result["answer"]["hash_sha256"] == result["sha256"]
+    assert result["peak_growth"] < BOUND, f"peak RSS rose {result['peak_growth'] / 2**20:.1f} MiB"
+    [blob] = blobs_named(app, result["sha256"])
+    assert blob.stat().st_size == SIZE
+
+    for file_id in (result["answer"]["id"], result["warm_id"]):
+        assert client.delete(f"/api/files/{file_id}", headers=user.headers).status_code == 200
+    assert blobs_named(app, result["sha256"]) == []
+    assert rows(app, "files") == {"files": 0}

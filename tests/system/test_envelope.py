@@ -1,0 +1,82 @@
+"""Every error leaves the service in the one envelope, with the right status and no stack trace."""
+
+import logging
+
+import pytest
+
+
+def assert_envelope(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    error = response.json["error"]
+    assert set(error) == {"code", "message", "type", "details"}
+    assert error["message"]
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def test_unknown_route_is_404_envelope(client):
+    assert_envelope(client.get("/api/no-such-thing"), 404, "NOT_FOUND")
+
+
+def test_wrong_method_is_405_envelope_with_allow(client):
+    response = client.delete("/api/health")
+    assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(
+        "/api/auth/register", data='{"username": "x",', headers={"Content-Type": "application/json"}
+    )
+    assert_envelope(response, 400)
+
+
+def test_unknown_fields_are_rejected_with_details(client):
+    body = {"username": "someone", "email": "someone@example.com", "password": "Correct-Horse-42", "admin": True}
+    error = assert_envelope(client.post("/api/auth/register", json=body), 400, "VALIDATION_ERROR")
+    assert "admin" in str(error["details"])
+
+
+def test_wrong_content_type_is_400_not_500(client):
+    response = client.post("/api/auth/register", data="username=a", content_type="text/plain")
+    assert_envelope(response, 400)
+
+
+def test_oversized_body_is_413_envelope(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1024)
+    response = client.post("/api/auth/register", data=b"x" * 4096, content_type="application/json")
+    assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_missing_token_is_401_envelope(client):
+    assert_envelope(client.get("/api/auth/profile"), 401)
+
+
+def test_garbage_token_is_401_envelope(client):
+    assert_envelope(client.get("/api/auth/profile", headers={"Authorization": "Bearer not.a.token"}), 401)
+
+
+def test_unexpected_error_is_500_with_request_id_and_no_trace(client, monkeypatch, caplog):
+    import scanner.system.routes as routes
+
+    def explode():
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(routes, "readiness", explode)
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/api/health/ready", headers={"X-Request-ID": "req-12345"})
+    error = assert_envelope(response, 500, "INTERNAL_ERROR")
+    assert error["details"]["request_id"] == "req-12345"
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert any("req-12345" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/no-such-thing"])
+def test_security_headers_and_request_id_on_every_response(client, path):
+    response = client.get(path)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Request-ID"]

@@ -1,0 +1,3 @@
+from scanner import create_app
+
+app = create_app()
