@@ -19,7 +19,8 @@ migrate: install
 	$(BIN)/flask --app wsgi db upgrade
 
 run: migrate
-	$(BIN)/honcho start -f Procfile web worker beat
+	# The Procfile names gunicorn and celery bare, as a platform's PATH has them: put ours first.
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile web worker beat
 
 test: install
 	$(BIN)/pytest

@@ -57,6 +57,8 @@ def main() -> int:
     vt_url = f"http://127.0.0.1:{vt_port}"
     env = {
         **os.environ,
+        # The Procfile names gunicorn and celery bare, as a platform's PATH has them.
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "INSTANCE_DIR": str(workdir),
         "VT_API_URL": f"{vt_url}/api/v3",
         "PORT": str(web_port),
