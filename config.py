@@ -16,7 +16,7 @@ from dotenv import load_dotenv
 load_dotenv()
 
 BASE_DIR = Path(__file__).resolve().parent
-DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105  refused by ProductionConfig
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -62,9 +62,7 @@ class Config:
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 7 * 86400))
         self.JWT_TOKEN_LOCATION = ["headers"]
 
-        self.SQLALCHEMY_DATABASE_URI = _database_url(
-            env("DATABASE_URL", f"sqlite:///{instance / 'scanner.db'}")
-        )
+        self.SQLALCHEMY_DATABASE_URI = _database_url(env("DATABASE_URL", f"sqlite:///{instance / 'scanner.db'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.REDIS_URL = env("REDIS_URL")
 

@@ -44,8 +44,8 @@ def create_app(config: str | Config | None = None) -> Flask:
     from .system.middleware import init_middleware
 
     init_middleware(app)
-    from .auth.cli import register_cli as register_auth_cli
     from .api_keys.cli import register_cli as register_keys_cli
+    from .auth.cli import register_cli as register_auth_cli
 
     register_auth_cli(app)
     register_keys_cli(app)
@@ -61,7 +61,14 @@ def _register_blueprints(app: Flask) -> None:
     from .scans.routes import blp as scans_blp
     from .system.routes import blp as system_blp
 
-    for blp in (system_blp, auth_blp, keys_blp, files_blp, scans_blp, results_blp, ):
+    for blp in (
+        system_blp,
+        auth_blp,
+        keys_blp,
+        files_blp,
+        scans_blp,
+        results_blp,
+    ):
         api.register_blueprint(blp)
     from .lookups.routes import blueprints as lookup_blueprints
 

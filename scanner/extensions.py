@@ -8,7 +8,6 @@ from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_reque
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 

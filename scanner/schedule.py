@@ -9,5 +9,8 @@ def beat_schedule(app: Flask) -> dict:
     sweep = app.config["SCAN_SWEEP_SECONDS"]
     return {
         "sweep-scans": {"task": "scanner.scans.tasks.sweep_scans", "schedule": sweep},
-        "sweep-lookups": {"task": "scanner.lookups.tasks.sweep_lookups", "schedule": app.config["LOOKUP_SWEEP_SECONDS"]},
+        "sweep-lookups": {
+            "task": "scanner.lookups.tasks.sweep_lookups",
+            "schedule": app.config["LOOKUP_SWEEP_SECONDS"],
+        },
     }

@@ -71,21 +71,44 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
 
     def start(args: list[str]) -> None:
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(args, cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+        )
 
     try:
-        step(f"Starting the VirusTotal emulator on {vt_url} and the service on port {web_port} (logs: {workdir}/demo.log)")
-        start([str(BIN / "python"), "-m", "scanner.virustotal.emulator", "--port", str(vt_port),
-               "--queued-seconds", "2", "--progress-seconds", "3"])
-        subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                       stdout=logs, stderr=subprocess.STDOUT)
+        step(f"Starting the VirusTotal emulator on {vt_url} and the service on port {web_port}")
+        print(f"   logs: {workdir}/demo.log")
+        start(
+            [
+                str(BIN / "python"),
+                "-m",
+                "scanner.virustotal.emulator",
+                "--port",
+                str(vt_port),
+                "--queued-seconds",
+                "2",
+                "--progress-seconds",
+                "3",
+            ]
+        )
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=logs,
+            stderr=subprocess.STDOUT,
+        )
         start([str(BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"])
         api = f"http://127.0.0.1:{web_port}/api"
         wait_until(lambda: requests.get(f"{vt_url}/_emulator/counts", timeout=2).ok, "the emulator")
         wait_until(lambda: requests.get(f"{api}/health/ready", timeout=5).status_code == 200, "the service", 90)
         r = requests.get(f"{api}/health/ready", timeout=5)
-        step("The service is ready: database, cache, broker and a worker all answer", r,
-             {k: v["status"] for k, v in r.json()["components"].items()})
+        step(
+            "The service is ready: database, cache, broker and a worker all answer",
+            r,
+            {k: v["status"] for k, v in r.json()["components"].items()},
+        )
 
         creds = {"username": "analyst", "email": "analyst@example.com", "password": "Correct-Horse-42"}
         r = requests.post(f"{api}/auth/register", json=creds, timeout=10)
@@ -96,7 +119,9 @@ def main() -> int:
 
         vt_key = secrets.token_hex(32)
         requests.post(f"{vt_url}/_emulator/keys", json={"key": vt_key, "per_minute": 4, "per_day": 500}, timeout=5)
-        r = requests.post(f"{api}/keys/", json={"name": "My VirusTotal key", "key_value": vt_key}, headers=auth, timeout=10)
+        r = requests.post(
+            f"{api}/keys/", json={"name": "My VirusTotal key", "key_value": vt_key}, headers=auth, timeout=10
+        )
         step("Add a VirusTotal API key (stored encrypted, validated, never shown again)", r, r.json())
 
         r = requests.post(f"{api}/files/upload", files={"file": ("eicar.com", EICAR)}, headers=auth, timeout=30)
@@ -120,14 +145,21 @@ def main() -> int:
                 r = requests.get(f"{api}/scan/{scan_id}/export", params={"format": fmt}, headers=auth, timeout=30)
                 target = workdir / f"report.{fmt}"
                 target.write_bytes(r.content)
-                step(f"Export the report as {fmt.upper()}", r, f"{r.headers.get('Content-Type')}, {len(r.content)} bytes -> {target}")
+                step(
+                    f"Export the report as {fmt.upper()}",
+                    r,
+                    f"{r.headers.get('Content-Type')}, {len(r.content)} bytes -> {target}",
+                )
 
         r = requests.post(f"{api}/check_ioc", json={"ioc": "8.8.8.8"}, headers=auth, timeout=30)
         if r.status_code != 404:
             step("Look up an indicator", r, {k: r.json().get(k) for k in ("ioc", "ioc_type", "summary", "source")})
             r = requests.post(f"{api}/check_ioc", json={"ioc": "8.8.8.8"}, headers=auth, timeout=30)
-            step("The same indicator again: answered from the cache, no VirusTotal request", r,
-                 {k: r.json().get(k) for k in ("cached", "source")})
+            step(
+                "The same indicator again: answered from the cache, no VirusTotal request",
+                r,
+                {k: r.json().get(k) for k in ("cached", "source")},
+            )
 
         counts = requests.get(f"{vt_url}/_emulator/counts", params={"key": vt_key}, timeout=5).json()
         step("What VirusTotal was asked, in all", None, counts)

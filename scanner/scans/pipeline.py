@@ -79,11 +79,11 @@ def advance(scan_id: uuid.UUID) -> float | None:
     try:
         delay = _step(scan)
     except QuotaExhausted as exc:
-        delay = _after_error(scan_id, lambda s: _wait_for_quota(s, exc))
+        delay = _after_error(scan_id, _wait_for_quota, exc)
     except VirusTotalError as exc:
-        delay = _after_error(scan_id, lambda s: _retry_or_fail(s, exc))
+        delay = _after_error(scan_id, _retry_or_fail, exc)
     except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
-        delay = _after_error(scan_id, lambda s: _fail(s, exc.message))
+        delay = _after_error(scan_id, _fail, exc.message)
     if delay is not None:
         db.session.get(Scan, scan_id).next_check_at = utcnow() + _seconds(delay)
     db.session.commit()
@@ -92,10 +92,10 @@ def advance(scan_id: uuid.UUID) -> float | None:
     return delay
 
 
-def _after_error(scan_id: uuid.UUID, handle: Callable[[Scan], float | None]) -> float | None:
+def _after_error(scan_id: uuid.UUID, handle: Callable[[Scan, Any], float | None], cause: Any) -> float | None:
     # Whatever the failed step flushed is dropped; what earlier steps committed stays.
     db.session.rollback()
-    return handle(db.session.get(Scan, scan_id))
+    return handle(db.session.get(Scan, scan_id), cause)
 
 
 def _wait_for_quota(scan: Scan, exc: QuotaExhausted) -> float:

@@ -58,7 +58,7 @@ def _broker() -> str:
 def _worker() -> str:
     workers = live_workers(current_app)
     if not workers:
-        raise RuntimeError("no worker heartbeat in the last %ss" % int(current_app.config["WORKER_STALE_SECONDS"]))
+        raise RuntimeError(f"no worker heartbeat in the last {int(current_app.config['WORKER_STALE_SECONDS'])}s")
     return f"{len(workers)} worker(s) alive"
 
 

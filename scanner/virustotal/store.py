@@ -18,7 +18,9 @@ from .models import IndicatorReport
 
 
 def get_report(type_: str, value: str) -> IndicatorReport | None:
-    return db.session.scalar(select(IndicatorReport).where(IndicatorReport.type == type_, IndicatorReport.value == value))
+    return db.session.scalar(
+        select(IndicatorReport).where(IndicatorReport.type == type_, IndicatorReport.value == value)
+    )
 
 
 def fresh_report(type_: str, value: str, max_age: timedelta) -> IndicatorReport | None:

@@ -27,9 +27,7 @@ def test_wrong_method_is_405_envelope_with_allow(client):
 
 
 def test_malformed_json_is_400(client):
-    response = client.post(
-        "/api/auth/register", data='{"username": "x",', headers={"Content-Type": "application/json"}
-    )
+    response = client.post("/api/auth/register", data='{"username": "x",', headers={"Content-Type": "application/json"})
     assert_envelope(response, 400)
 
 

@@ -18,7 +18,9 @@ def test_migrations_match_models(tmp_path, app):
     url = f"sqlite:///{tmp_path / 'migrated.db'}"
     env = {**os.environ, "DATABASE_URL": url, "SCANNER_CONFIG": "testing"}
     flask = str(Path(sys.executable).with_name("flask"))
-    result = subprocess.run([flask, "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [flask, "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     engine = create_engine(url)
     with engine.connect() as conn:
