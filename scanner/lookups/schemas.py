@@ -7,10 +7,11 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from ..errors import InvalidIndicator
 from ..results.schemas import DateOrDateTime, PaginationSchema
+from ..sorting import parse_sort
 from .indicators import EXPECTED, IOC_TYPES, parse
 from .models import ITEM_STATUSES, JOB_STATUSES, LOOKUP_STATUSES, PROVIDER_STATUSES
 from .scoring import VERDICTS
-from .services import ENDPOINT_TYPES, SORT_KEYS, LookupQuery, parse_sort
+from .services import ENDPOINT_TYPES, SORT_KEYS, LookupQuery
 
 MAX_PER_PAGE = 100
 MAX_ITEMS_PER_PAGE = 500
@@ -121,7 +122,7 @@ class LookupHistoryArgsSchema(Schema):
         if start and end and start[0] >= _exclusive_end(end):
             raise ValidationError("date_from is after date_to", "date_from")
         try:
-            parse_sort(data.get("sort_by", "created_at"), data.get("sort_order", "desc"))
+            parse_sort(data.get("sort_by", "created_at"), SORT_KEYS, data.get("sort_order", "desc"))
         except ValueError as error:
             raise ValidationError(str(error), "sort_by") from None
         if data.get("ioc"):
@@ -140,7 +141,7 @@ class LookupHistoryArgsSchema(Schema):
             ioc=parse(data["ioc"]).value if data.get("ioc") else None,
             date_from=date_from[0] if date_from else None,
             date_before=_exclusive_end(date_to) if date_to else None,
-            sort=parse_sort(data["sort_by"], data["sort_order"]),
+            sort=parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"]),
             page=data["page"],
             per_page=data["per_page"],
         )

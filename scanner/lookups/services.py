@@ -18,6 +18,7 @@ from ..auth.models import User
 from ..db_types import new_uuid, utcnow
 from ..extensions import db
 from ..ids import parse_uuid
+from ..sorting import SortKey
 from . import answers, engine, indicators
 from .models import Lookup, LookupNote
 
@@ -157,27 +158,12 @@ class LookupQuery:
     ioc: str | None = None
     date_from: datetime | None = None
     date_before: datetime | None = None
-    sort: tuple[tuple[str, bool], ...] = (("created_at", True),)  # (key, descending)
+    sort: tuple[SortKey, ...] = (SortKey("created_at", True),)
     page: int = 1
     per_page: int = 10
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def parse_sort(sort_by: str, default_order: str = "desc") -> tuple[tuple[str, bool], ...]:
-    """`created_at`, or several keys with directions: `score:desc,created_at:asc`. Raises ValueError."""
-    keys: list[tuple[str, bool]] = []
-    for part in sort_by.split(","):
-        name, _, order = (piece.strip() for piece in part.partition(":"))
-        if name not in SORT_KEYS:
-            raise ValueError(f"Unknown sort key {name!r}; allowed: {', '.join(SORT_KEYS)}")
-        if order not in ("", "asc", "desc"):
-            raise ValueError(f"Sort direction for {name!r} must be asc or desc, not {order!r}")
-        if any(key == name for key, _ in keys):
-            raise ValueError(f"Sort key {name!r} is given twice")
-        keys.append((name, (order or default_order) == "desc"))
-    return tuple(keys)
 
 
 def _order_by(name: str, descending: bool) -> list[ColumnElement]:
@@ -209,7 +195,7 @@ def history_page(user_id: uuid.UUID, query: LookupQuery) -> dict[str, Any]:
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     order = [clause for name, desc in query.sort for clause in _order_by(name, desc)]
     # A unique last key keeps pages stable: no lookup shows on two pages or on none.
-    order.append(Lookup.id.desc() if query.sort[0][1] else Lookup.id.asc())
+    order.append(Lookup.id.desc() if query.sort[0].descending else Lookup.id.asc())
     rows = db.session.scalars(stmt.order_by(*order).offset((query.page - 1) * query.per_page).limit(query.per_page))
     return {
         "lookups": list(rows),

@@ -6,8 +6,9 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ..scans.models import STATUSES
+from ..sorting import parse_sort
 from .report import VERDICTS
-from .services import SORT_KEYS, HistoryQuery, parse_sort
+from .services import SORT_KEYS, HistoryQuery
 
 RATIO_DESCRIPTION = (
     "malicious / engines that gave a verdict (malicious + suspicious + undetected + harmless); "
@@ -107,7 +108,7 @@ class ScanHistoryFilterSchema(Schema):
             raise ValidationError("date_from is after date_to", "date_from")
         if "sort_by" in data and "sort_order" in data:
             try:
-                parse_sort(data["sort_by"], data["sort_order"])
+                parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"])
             except ValueError as error:
                 raise ValidationError(str(error), "sort_by") from None
 
@@ -123,7 +124,7 @@ class ScanHistoryFilterSchema(Schema):
             date_before=_exclusive_end(date_to) if date_to else None,
             filename=data.get("filename"),
             hash_prefix=(data.get("hash") or "").lower() or None,
-            sort=parse_sort(data["sort_by"], data["sort_order"]),
+            sort=parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"]),
             page=data.get("page", 1),
             per_page=data.get("per_page", MAX_PER_PAGE),
         )

@@ -24,22 +24,16 @@ from ..extensions import db
 from ..files.models import File
 from ..ids import parse_uuid
 from ..scans.models import Scan
+from ..sorting import SortKey
 from .cache import cached_read
 from .report import FINISHED, scan_report, scan_row
 
 SORT_KEYS = ("scan_date", "detection_ratio", "created_at", "filename")
-MAX_SORT_KEYS = len(SORT_KEYS)
 HASH_LENGTHS = ((File.md5, 32), (File.sha1, 40), (File.sha256, 64))
 # Every hex digit sorts below "g", so [prefix, prefix + "g") is exactly the hashes starting with
 # prefix: a range an ordinary b-tree index answers whatever the database's collation.
 _AFTER_HEX = "g"
 _LOAD_BATCH = 500
-
-
-@dataclass(frozen=True)
-class SortKey:
-    name: str
-    descending: bool
 
 
 @dataclass(frozen=True)
@@ -60,24 +54,6 @@ class HistoryQuery:
 
     def cache_params(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def parse_sort(sort_by: str, default_order: str = "desc") -> tuple[SortKey, ...]:
-    """`scan_date`, or several keys with optional directions: `detection_ratio:desc,scan_date:asc`.
-    A key without a direction takes `default_order`. Raises ValueError naming the problem."""
-    keys: list[SortKey] = []
-    for part in sort_by.split(","):
-        name, _, order = (piece.strip() for piece in part.partition(":"))
-        if name not in SORT_KEYS:
-            raise ValueError(f"Unknown sort key {name!r}; allowed: {', '.join(SORT_KEYS)}")
-        if order not in ("", "asc", "desc"):
-            raise ValueError(f"Sort direction for {name!r} must be asc or desc, not {order!r}")
-        if any(key.name == name for key in keys):
-            raise ValueError(f"Sort key {name!r} is given twice")
-        keys.append(SortKey(name, (order or default_order) == "desc"))
-    if len(keys) > MAX_SORT_KEYS:
-        raise ValueError(f"At most {MAX_SORT_KEYS} sort keys")
-    return tuple(keys)
 
 
 _JUDGED = (

@@ -1,0 +1,27 @@
+"""The `sort_by` parameter the histories share (seed 003): one key, or several keys with
+directions, `detection_ratio:desc,scan_date:asc`, each from the endpoint's allowlist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class SortKey(NamedTuple):
+    name: str
+    descending: bool
+
+
+def parse_sort(sort_by: str, allowed: Sequence[str], default_order: str = "desc") -> tuple[SortKey, ...]:
+    """A key without a direction takes `default_order`. Raises ValueError naming the problem."""
+    keys: list[SortKey] = []
+    for part in sort_by.split(","):
+        name, _, order = (piece.strip() for piece in part.partition(":"))
+        if name not in allowed:
+            raise ValueError(f"Unknown sort key {name!r}; allowed: {', '.join(allowed)}")
+        if order not in ("", "asc", "desc"):
+            raise ValueError(f"Sort direction for {name!r} must be asc or desc, not {order!r}")
+        if any(key.name == name for key in keys):
+            raise ValueError(f"Sort key {name!r} is given twice")
+        keys.append(SortKey(name, (order or default_order) == "desc"))
+    return tuple(keys)
