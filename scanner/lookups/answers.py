@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -191,13 +191,22 @@ def _save_aliases(sha256: str, hashes: list[Any]) -> None:
     db.session.execute(stmt.on_conflict_do_update(index_elements=["alias"], set_={"sha256": stmt.excluded.sha256}))
 
 
-def fetch(user: User, ind: Indicator) -> Answer | Submitted:
+def fetch(
+    user: User, ind: Indicator, *, submit_now: bool = False, on_unknown: Callable[[], None] | None = None
+) -> Answer | Submitted:
     """Ask VirusTotal, spending the user's key budget: a report, "never seen" (a hash, domain or
     IP it does not know), or, for a URL it does not know, the analysis it started.
+
+    `submit_now`: an earlier step learnt that VirusTotal does not know this URL; submit it without
+    asking again. `on_unknown` is told when a URL turns out unknown, before it is submitted, so
+    that a submission left waiting for quota is not preceded by a second lookup: with two tokens
+    needed back to back, rows competing for a small budget could otherwise look up forever.
 
     Raises QuotaExhausted (no budget now), NoActiveApiKey, or the client's VirusTotalError."""
 
     def ask(client: VirusTotalClient) -> dict[str, Any] | Submitted | None:
+        if submit_now and ind.vt_type == "url":
+            return Submitted(client.scan_url(ind.value))
         try:
             if ind.vt_type == "file":
                 return client.get_file(ind.value)
@@ -208,6 +217,8 @@ def fetch(user: User, ind: Indicator) -> Answer | Submitted:
             return client.get_ip(ind.value)
         except NotFoundError:
             if ind.vt_type == "url":
+                if on_unknown is not None:
+                    on_unknown()
                 return Submitted(client.scan_url(ind.value))
             return None
 

@@ -46,7 +46,9 @@ def step(row: IndicatorWork, user: User, *, interactive: bool = False) -> float 
         not_before = getattr(row, "created_at", None) if row.force_refresh else None
         answer = answers.local_answer(ind, not_before)
         if answer is None:
-            outcome = answers.fetch(user, ind)
+            outcome = answers.fetch(
+                user, ind, submit_now=row.vt_lookup == "unknown", on_unknown=lambda: _learnt_unknown(row)
+            )
             if isinstance(outcome, answers.Submitted):
                 return _wait_for_analysis(row, outcome.analysis_id)
             answers.remember(ind, outcome)
@@ -67,6 +69,10 @@ def step(row: IndicatorWork, user: User, *, interactive: bool = False) -> float 
             raise
         fail(row, exc.message)
         return None
+
+
+def _learnt_unknown(row: IndicatorWork) -> None:
+    row.vt_lookup = "unknown"
 
 
 def _poll(row: IndicatorWork, user: User, ind: Indicator) -> float | None:

@@ -32,6 +32,8 @@ class IndicatorWork:
     # | done | failed | cancelled
     stage: Mapped[str] = mapped_column(String(32), default="queued")
     vt_analysis_id: Mapped[str | None] = mapped_column(String(200))
+    # "unknown" once VirusTotal said it never saw this URL: the next step submits it directly.
+    vt_lookup: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)  # failed VirusTotal calls in a row
     polls: Mapped[int] = mapped_column(default=0)
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -209,6 +209,31 @@ def test_spent_budget_answers_202_and_a_worker_finishes_when_it_frees(
     assert 429 not in vt_emulator.statuses(key["key_value"])
 
 
+def test_an_unknown_url_left_waiting_for_quota_is_submitted_without_a_second_lookup(
+    app, client, user, add_key, vt_emulator, start_worker, monkeypatch
+):
+    # Two requests per one-second "minute": the key's check at creation and the URL's lookup spend
+    # them, so the submission has to wait for the budget.
+    scale = {"VT_QUOTA_MINUTE_SECONDS": 1.0, "VT_QUOTA_MARGIN_SECONDS": 0.2}
+    for name, value in scale.items():
+        monkeypatch.setitem(app.config, name, value)
+    vt_emulator.configure(minute_seconds=1, queued_seconds=0, progress_seconds=0)
+    key = add_key(user, per_minute=2)
+
+    response = check(client, user, "https://slow-phish.example.com/login")
+
+    assert response.status_code == 202, response.json
+    assert response.json["providers"][0]["status"] == "rate_limited"
+    counts = vt_emulator.counts(key["key_value"])
+    assert counts.get(URL) == 1 and counts.get(URLS, 0) == 0
+    start_worker(**{name: str(value) for name, value in scale.items()})
+    done = wait_for_lookup(client, user, response.json["lookup_id"])
+    assert done["status"] == "completed", done
+    counts = vt_emulator.counts(key["key_value"])
+    assert counts.get(URL) == 1 and counts.get(URLS) == 1  # looked up once, submitted once
+    assert 429 not in vt_emulator.statuses(key["key_value"])
+
+
 @pytest.mark.parametrize(
     ("ioc", "message"),
     [
