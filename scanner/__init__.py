@@ -26,6 +26,9 @@ def create_app(config: str | Config | None = None) -> Flask:
     cfg = config if isinstance(config, Config) else load_config(config)
     app.config.from_object(cfg)
     app.json.sort_keys = False
+    # `/api/keys` and `/api/keys/` are one resource: a redirect would drop a POST body's meaning
+    # for many clients and answer with HTML instead of the envelope.
+    app.url_map.strict_slashes = False
     os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+# The largest value an INTEGER column holds on every supported database. Query parameters that
+# reach SQL as numbers (pages, counts) stay below it: a larger one is a 400, not a driver overflow.
+SQL_INT_MAX = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -97,6 +97,20 @@ class ProviderError(AppError):
     status, code, message = 502, "PROVIDER_ERROR", "VirusTotal could not answer"
 
 
+# `type` is the error's kind, one per status, so a client can branch on it; `code` says more.
+ERROR_TYPES = {
+    400: "ValidationError",
+    401: "AuthenticationError",
+    403: "AuthorizationError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    415: "UnsupportedMediaTypeError",
+    429: "RateLimitError",
+    502: "ProviderError",
+}
+
 HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "AUTHENTICATION_ERROR",
@@ -147,16 +161,20 @@ def http_error_response(error: HTTPException):
     if status == 422 or (status == 400 and "messages" in data):
         # webargs reports schema failures as 422; the API contract answers invalid input with 400.
         messages = data.get("messages", {})
-        return envelope(400, "VALIDATION_ERROR", _validation_message(messages), "ValidationError", messages, headers)
+        return envelope(400, "VALIDATION_ERROR", _validation_message(messages), error_type(400), messages, headers)
     if status == 429:
         message = f"Rate limit exceeded: {error.description}"
-        return envelope(429, "RATE_LIMIT_EXCEEDED", message, "RateLimitExceeded", {}, headers)
+        return envelope(429, "RATE_LIMIT_EXCEEDED", message, error_type(429), {}, headers)
     message = data.get("message") or error.description or error.name
-    return envelope(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, type(error).__name__, {}, headers)
+    return envelope(status, HTTP_CODES.get(status, "HTTP_ERROR"), message, error_type(status), {}, headers)
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status, "HttpError" if status < 500 else "InternalError")
 
 
 def app_error_response(error: AppError):
-    return envelope(error.status, error.code, error.message, type(error).__name__, error.details, error.headers)
+    return envelope(error.status, error.code, error.message, error_type(error.status), error.details, error.headers)
 
 
 def unexpected_error_response(error: Exception):
@@ -166,7 +184,7 @@ def unexpected_error_response(error: Exception):
         500,
         "INTERNAL_ERROR",
         "An unexpected error occurred; quote the request id when reporting it",
-        "InternalServerError",
+        error_type(500),
         {"request_id": request_id},
     )
 
@@ -186,7 +204,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_jwt_handlers(jwt) -> None:
     def unauthorized(message: str, code: str = "AUTHENTICATION_ERROR"):
-        return envelope(401, code, message, "AuthenticationError")
+        return envelope(401, code, message, error_type(401))
 
     jwt.unauthorized_loader(lambda reason: unauthorized(f"Missing or malformed token: {reason}", "TOKEN_MISSING"))
     jwt.invalid_token_loader(lambda reason: unauthorized(f"Invalid token: {reason}", "TOKEN_INVALID"))

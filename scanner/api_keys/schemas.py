@@ -4,6 +4,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from .services import KEY_CHARS, KEY_MAX, KEY_MIN
+
 
 class Trimmed(fields.String):
     """A string with surrounding whitespace removed, as pasted keys and names often carry it."""
@@ -16,8 +18,8 @@ def _key_value(**kwargs: Any) -> Trimmed:
     # The value never appears in an error message: a rejected key may still be a real secret.
     return Trimmed(
         validate=[
-            validate.Length(min=16, max=256, error="must be between {min} and {max} characters"),
-            validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII without spaces"),
+            validate.Length(min=KEY_MIN, max=KEY_MAX, error="must be between {min} and {max} characters"),
+            validate.Regexp(KEY_CHARS, error="must be printable ASCII without spaces"),
         ],
         load_only=True,
         **kwargs,
@@ -48,7 +50,14 @@ class ApiKeyUpdateSchema(Schema):
 
 
 class ApiKeyValidateSchema(Schema):
-    key_value = _key_value(required=True, error_messages={"required": "API key is required"})
+    # Only a missing or blank value is a 400 (seed 001); a value that cannot be a key is answered
+    # {"valid": false} like one VirusTotal rejects (services.validate_value).
+    key_value = Trimmed(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, error="API key is required"),
+        error_messages={"required": "API key is required"},
+    )
 
 
 class ApiKeyUsageSchema(Schema):

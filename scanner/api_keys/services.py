@@ -9,6 +9,7 @@ the key is stored unverified with the reason in `last_error`; its first successf
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,11 @@ from . import crypto
 from .models import ApiKey
 
 log = logging.getLogger(__name__)
+
+
+# What a stored key value must look like (VirusTotal's own keys are 64 hex digits).
+KEY_MIN, KEY_MAX = 16, 256
+KEY_CHARS = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
 
 
 class KeyRejected(ValidationFailed):
@@ -102,6 +108,9 @@ def validate_value(user: User, value: str) -> Check:
     """Ask VirusTotal about a key without storing it. The check spends a token of the key's
     budget (the stored key's limits if the user has it, else the public API's): with none free
     it raises QuotaExhausted, and ProviderError when VirusTotal cannot be reached."""
+    if not (KEY_MIN <= len(value) <= KEY_MAX and re.fullmatch(KEY_CHARS, value)):
+        # Cannot be a key: no VirusTotal request (nor quota) is spent to say so.
+        return Check(False, f"Not an API key: it must be {KEY_MIN} to {KEY_MAX} printable characters without spaces")
     fingerprint = crypto.fingerprint(value)
     stored = db.session.scalar(select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.fingerprint == fingerprint))
     cfg = current_app.config

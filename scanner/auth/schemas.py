@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from ..db_types import SQL_INT_MAX
 from .rules import PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_RULE
 
 # Sign-in fields are bounded generously: no stored name or password is longer, and a megabyte
@@ -116,7 +117,7 @@ class LoggedOutSchema(Schema):
 
 
 class UserQueryArgsSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     role = fields.String(validate=validate.OneOf(ROLES))
 

@@ -1,5 +1,7 @@
 from marshmallow import Schema, fields, validate
 
+from ..db_types import SQL_INT_MAX
+
 
 class FileSchema(Schema):
     id = fields.UUID()
@@ -24,7 +26,7 @@ class UploadedFileSchema(FileSchema):
 
 
 class FileListArgsSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
 from ..results.schemas import DateOrDateTime, PaginationSchema
 from ..sorting import parse_sort
@@ -113,7 +114,7 @@ class LookupHistoryArgsSchema(Schema):
         },
     )
     sort_order = fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc")))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(load_default=10, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
     @validates_schema
@@ -152,12 +153,12 @@ class BulkJobArgsSchema(Schema):
         validate=_comma_list(ITEM_STATUSES),
         metadata={"description": f"Only results in one or more of {', '.join(ITEM_STATUSES)}"},
     )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_ITEMS_PER_PAGE))
 
 
 class BulkListArgsSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 

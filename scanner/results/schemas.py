@@ -5,6 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from ..db_types import SQL_INT_MAX
 from ..scans.models import STATUSES
 from ..sorting import parse_sort
 from .report import VERDICTS
@@ -19,22 +20,33 @@ VERDICT_DESCRIPTION = (
     "clean: engines judged it and none flagged it; unknown: not completed, or no engine gave a verdict"
 )
 MAX_PER_PAGE = 100
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
 
 
 class DateOrDateTime(fields.Field):
     """An ISO 8601 date or date-time; no time zone means UTC. Loads as (aware datetime, date_only)."""
 
-    default_error_messages = {"invalid": "Not a valid ISO 8601 date or date-time."}
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 date or date-time.",
+        "range": "Date out of range.",
+    }
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> tuple[datetime, bool]:
         text = str(value).strip()
         try:
             if len(text) == 10:
-                return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC), True
-            parsed = datetime.fromisoformat(text)
+                instant, date_only = datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC), True
+            else:
+                parsed = datetime.fromisoformat(text)
+                instant = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+                date_only = False
         except ValueError:
             raise self.make_error("invalid") from None
-        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)), False
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise self.make_error("range") from None
+        if instant > _LATEST:  # the exclusive end of date_to (a day later) must still be a datetime
+            raise self.make_error("range")
+        return instant, date_only
 
 
 def _comma_list(allowed: tuple[str, ...]):
@@ -66,10 +78,12 @@ class ScanHistoryFilterSchema(Schema):
         metadata={"description": f"One or more (comma-separated) of {', '.join(VERDICTS)}. {VERDICT_DESCRIPTION}"},
     )
     detection_min = fields.Integer(
-        validate=validate.Range(min=0), metadata={"description": "At least this many engines detected it malicious"}
+        validate=validate.Range(min=0, max=SQL_INT_MAX),
+        metadata={"description": "At least this many engines detected it malicious"},
     )
     detection_max = fields.Integer(
-        validate=validate.Range(min=0), metadata={"description": "At most this many engines detected it malicious"}
+        validate=validate.Range(min=0, max=SQL_INT_MAX),
+        metadata={"description": "At most this many engines detected it malicious"},
     )
     date_from = DateOrDateTime(
         metadata={"description": "Scan date from (ISO 8601 date or date-time, UTC unless given)", "format": "date-time"}
@@ -131,7 +145,7 @@ class ScanHistoryFilterSchema(Schema):
 
 
 class ScanHistoryArgsSchema(ScanHistoryFilterSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))
     per_page = fields.Integer(
         load_default=10,
         validate=validate.Range(min=1, max=MAX_PER_PAGE),
@@ -159,6 +173,16 @@ class ScanExportArgsSchema(Schema):
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "pdf")))
 
 
+class SignatureDate(fields.DateTime):
+    """VirusTotal dates an engine's signatures by day; seed 001 shows `update_date` as a
+    date-time, so the day is given as its start in UTC."""
+
+    def _serialize(self, value: Any, attr, obj, **kwargs) -> str | None:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime.combine(value, time(), tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class EngineResultSchema(Schema):
     engine_name = fields.String()
     engine_version = fields.String(allow_none=True)
@@ -169,7 +193,9 @@ class EngineResultSchema(Schema):
             "or type-unsupported"
         }
     )
-    update_date = fields.Date(allow_none=True, metadata={"description": "Date of the engine's signatures"})
+    update_date = SignatureDate(
+        allow_none=True, metadata={"description": "Date of the engine's signatures (00:00 UTC of that day)"}
+    )
     method = fields.String(allow_none=True)
 
 

@@ -165,12 +165,23 @@ def test_validate_says_invalid_for_a_key_virustotal_rejects(client, user, vt_emu
     assert r.json == {"valid": False, "message": "VirusTotal rejected this API key"}
 
 
-def test_validate_without_a_key_is_400(client, user):
-    r = client.post("/api/keys/validate", json={}, headers=user.headers)
+@pytest.mark.parametrize("body", [{}, {"key_value": ""}, {"key_value": "   "}])
+def test_validate_without_a_key_is_400(client, user, body):
+    r = client.post("/api/keys/validate", json=body, headers=user.headers)
 
     assert r.status_code == 400
     assert r.json["error"]["code"] == "VALIDATION_ERROR"
     assert "API key is required" in r.json["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", "has a space in the middle of it", "x" * 300])
+def test_validate_says_invalid_for_a_value_that_cannot_be_a_key(client, user, value):
+    # Seed 001 keeps 400 for a missing key; any other value gets its verdict.
+    r = client.post("/api/keys/validate", json={"key_value": value}, headers=user.headers)
+
+    assert r.status_code == 200, r.json
+    assert r.json["valid"] is False
+    assert "printable characters" in r.json["message"]
 
 
 @pytest.mark.parametrize(

@@ -194,3 +194,12 @@ def test_purge_expired_keeps_what_still_matters(cli, client, user, login, claims
     # The revoked but unexpired session stays revoked; the live one still works.
     assert_error(client.get("/api/auth/profile", headers=user.headers), 401)
     assert client.get("/api/auth/profile", headers=bearer(live["access_token"])).status_code == 200
+
+
+def test_a_page_number_too_large_for_the_database_is_400(client, make_admin):
+    admin = make_admin()
+
+    r = client.get("/api/auth/users?page=99999999999999999999", headers=admin.headers)
+
+    assert r.status_code == 400
+    assert r.json["error"]["code"] == "VALIDATION_ERROR" and "page" in r.json["error"]["message"]

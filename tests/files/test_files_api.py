@@ -53,7 +53,9 @@ def test_list_pages_through_every_file_once(client, user):
     assert pages == [ids[0:2], ids[2:4], ids[4:5], []]
 
 
-@pytest.mark.parametrize("query", ["page=0", "per_page=0", "per_page=100000", "page=two", "per_page=-1"])
+@pytest.mark.parametrize(
+    "query", ["page=0", "per_page=0", "per_page=100000", "page=two", "per_page=-1", "page=99999999999999999999"]
+)
 def test_list_refuses_bad_paging(client, user, query):
     r = client.get(f"/api/files/?{query}", headers=user.headers)
 

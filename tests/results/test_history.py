@@ -181,6 +181,13 @@ def test_hash_prefix_matches_sha256_sha1_or_md5(client, db, user):
         ("hash=zzzz1234", "hex"),
         ("filename=", "filename"),
         ("colour=red", "colour"),
+        # Out of range for the database: refused, not a driver overflow answered with 500.
+        ("page=99999999999999999999", "page"),
+        ("page=9223372036854775807", "page"),
+        ("detection_min=99999999999999999999", "detection_min"),
+        ("detection_max=9223372036854775808", "detection_max"),
+        ("date_to=9999-12-31", "date_to: Date out of range"),
+        ("date_from=0001-01-01T00:00:00%2B14:00", "date_from: Date out of range"),
     ],
 )
 def test_invalid_query_is_400_with_the_reason(client, user, query, reason):

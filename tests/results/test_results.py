@@ -66,7 +66,7 @@ def test_completed_scan_report_has_seed_shape_engines_summary_and_file(client, d
         "engine_version": "1.0",
         "result": "Trojan.Generic",
         "category": "malicious",
-        "update_date": "2024-03-01",
+        "update_date": "2024-03-01T00:00:00+00:00",  # seed 001 gives it as a date-time
         "method": "blacklist",
     }
     assert {e["category"] for e in body["results"]} == EIGHT

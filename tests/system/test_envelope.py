@@ -4,6 +4,16 @@ import logging
 
 import pytest
 
+# One `type` per kind of failure, whichever layer raised it, so clients can branch on it.
+TYPES = {
+    400: "ValidationError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    413: "PayloadTooLargeError",
+    500: "InternalError",
+}
+
 
 def assert_envelope(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
@@ -11,6 +21,7 @@ def assert_envelope(response, status: int, code: str | None = None) -> dict:
     error = response.json["error"]
     assert set(error) == {"code", "message", "type", "details"}
     assert error["message"]
+    assert error["type"] == TYPES[status]
     if code:
         assert error["code"] == code
     return error
@@ -78,3 +89,16 @@ def test_security_headers_and_request_id_on_every_response(client, path):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Request-ID"]
+
+
+def test_a_collection_answers_with_or_without_its_trailing_slash(client, user):
+    with_slash = client.get("/api/keys/", headers=user.headers)
+    without = client.get("/api/keys", headers=user.headers)
+    assert with_slash.status_code == without.status_code == 200
+    assert without.json == with_slash.json
+
+
+def test_service_and_schema_validation_errors_share_one_type(client, user):
+    schema = client.post("/api/auth/register", json={"username": 5})
+    service = client.post("/api/scan/file/not-a-uuid", json={}, headers=user.headers)
+    assert assert_envelope(schema, 400)["type"] == assert_envelope(service, 400)["type"]
