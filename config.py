@@ -11,6 +11,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from dotenv import load_dotenv
 
 load_dotenv()
@@ -107,6 +108,9 @@ class Config:
         # Room for the multipart envelope around the largest allowed file.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 1024 * 1024
         self.MAX_FORM_MEMORY_SIZE = 1024 * 1024
+        # A JSON body is a few fields (an indicator, a note, a key): MAX_CONTENT_LENGTH is sized for
+        # uploads, and a JSON body that large would be held and parsed whole in memory.
+        self.MAX_JSON_BYTES = env_int("MAX_JSON_BYTES", 1024 * 1024)
 
         self.ENCRYPTION_KEYS = env("ENCRYPTION_KEYS")  # comma-separated Fernet keys, newest first
         # Checking a key value is a VirusTotal request; per user, across create, update and validate.
@@ -209,14 +213,25 @@ class Config:
 class ProductionConfig(Config):
     def __init__(self) -> None:
         super().__init__()
-        if self.SECRET_KEY == DEFAULT_SECRET or self.JWT_SECRET_KEY == DEFAULT_SECRET:
-            raise RuntimeError("SECRET_KEY must be set to a random value in production")
-        if len(self.SECRET_KEY) < 32:
-            raise RuntimeError("SECRET_KEY must be at least 32 characters in production")
+        # JWT_SECRET_KEY signs every token (HS256): a short one set on its own is as weak as a
+        # short SECRET_KEY.
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            value = getattr(self, name)
+            if value == DEFAULT_SECRET:
+                raise RuntimeError(f"{name} must be set to a random value in production")
+            if len(value) < 32:
+                raise RuntimeError(f"{name} must be at least 32 characters in production")
         if not self.ENCRYPTION_KEYS:
             # A generated key would live on one machine's disk and die with it, and the stored
             # VirusTotal keys with it.
             raise RuntimeError("ENCRYPTION_KEYS must be set in production (Fernet keys, newest first)")
+        try:
+            keys = [Fernet(k.strip()) for k in self.ENCRYPTION_KEYS.split(",") if k.strip()]
+        except ValueError:
+            keys = []
+        if not keys:
+            # Refused at start, not at the first key a user stores; the message never echoes the value.
+            raise RuntimeError("ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)")
 
 
 class TestConfig(Config):

@@ -29,7 +29,7 @@ def create_app(config: str | Config | None = None) -> Flask:
     # `/api/keys` and `/api/keys/` are one resource: a redirect would drop a POST body's meaning
     # for many clients and answer with HTML instead of the envelope.
     app.url_map.strict_slashes = False
-    os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+    _private_instance_dir(app.config["INSTANCE_DIR"])
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)
@@ -54,6 +54,14 @@ def create_app(config: str | Config | None = None) -> Flask:
     register_keys_cli(app)
     celery_init_app(app)
     return app
+
+
+def _private_instance_dir(path: str) -> None:
+    """The instance folder holds the SQLite database (password hashes, every user's history), the
+    generated encryption key and the blobs: only the service's own account may enter it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_uid == os.getuid():  # one created earlier, before this rule
+        os.chmod(path, 0o700)
 
 
 def _register_blueprints(app: Flask) -> None:

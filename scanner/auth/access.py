@@ -71,3 +71,13 @@ def owned_or_404(obj, user: User, message: str = "Not found"):
     if obj is None or (obj.user_id != user.id and not user.is_admin):
         raise NotFound(message)
     return obj
+
+
+def own_or_404(obj, user: User, message: str = "Not found"):
+    """For changes (scan, delete, cancel): the owner only. Admins may read another user's object,
+    so they are told 403 rather than 404; a scan started by an admin would otherwise send a user's
+    file to VirusTotal against that user's choice."""
+    obj = owned_or_404(obj, user, message)
+    if obj.user_id != user.id:
+        raise Forbidden("Only the owner may do this")
+    return obj

@@ -111,7 +111,7 @@ class FileById(MethodView):
     @blp.response(200, MessageSchema)
     def delete(self, file_id):
         """Delete a file, its scans, and its stored bytes when no one else uploaded them"""
-        file = services.get_file(current_user(), file_id)
+        file = services.get_own_file(current_user(), file_id)
         owner = file.user_id
         key = services.delete_file(file)
         db.session.commit()

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy import func, select
 
-from ..auth.access import owned_or_404
+from ..auth.access import own_or_404, owned_or_404
 from ..auth.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -61,6 +61,11 @@ def list_files(user: User, page: int, per_page: int) -> tuple[list[File], int]:
 
 def get_file(user: User, file_id: str) -> File:
     return owned_or_404(db.session.get(File, parse_uuid(file_id, "file ID")), user, "File not found")
+
+
+def get_own_file(user: User, file_id: str) -> File:
+    """A file the user may delete: their own only, admins included."""
+    return own_or_404(db.session.get(File, parse_uuid(file_id, "file ID")), user, "File not found")
 
 
 def delete_file(file: File) -> str | None:

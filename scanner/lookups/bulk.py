@@ -29,7 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, insert, or_, select, update
 
-from ..auth.access import owned_or_404
+from ..auth.access import own_or_404, owned_or_404
 from ..auth.models import User
 from ..db_types import new_uuid, utcnow
 from ..errors import Conflict, InvalidIndicator, ValidationFailed
@@ -105,7 +105,11 @@ def _is_csv(text: str, filename: str | None, content_type: str | None) -> bool:
     if (filename or "").lower().endswith(".csv") or (content_type or "").split(";")[0].strip() in _CSV_TYPES:
         return True
     first = next((line for line in text.splitlines() if line.strip()), "")
-    return _header_column(next(csv.reader([first]), [])) is not None
+    try:
+        cells = next(csv.reader([first]), [])
+    except csv.Error:  # a first line no CSV reader takes (one over its field limit) is not a header
+        return False
+    return _header_column(cells) is not None
 
 
 def _header_column(cells: list[str]) -> int | None:
@@ -218,7 +222,7 @@ def list_jobs(user: User, page: int, per_page: int) -> tuple[list[BulkJob], int]
 
 def cancel(viewer: User, job_id: str) -> BulkJob:
     """Stop a job: items not yet answered are cancelled, answers already given are kept."""
-    job = get_job(viewer, job_id)
+    job = own_or_404(db.session.get(BulkJob, parse_uuid(job_id, "job ID")), viewer, "Bulk job not found")
     if job.status == "cancelled":
         return job
     if job.status in JOB_FINISHED:

@@ -148,6 +148,12 @@ def _step(scan: Scan) -> float | None:
     scan.status = "scanning"
     if owned.vt_analysis_id:  # a previous owner got this far before it died
         return _start_waiting(scan, owned.vt_analysis_id, poll_now=True)
+    # A previous owner may have stored the report and left the flight between our first look and
+    # our join; looking again costs a read, not asking VirusTotal a second time.
+    report = usable_report(scan)
+    if report is not None:
+        _record(scan, report, "store")
+        return None
     if scan.kind == "rescan" and scan.vt_lookup is None:
         return _start_waiting(scan, _rescan(scan))
     if scan.vt_lookup is None:

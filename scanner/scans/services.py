@@ -14,9 +14,10 @@ from .models import Scan
 
 
 def get_file_for(user: User, file_id: str) -> File:
-    from ..auth.access import owned_or_404
+    """A file the user may scan: their own (an admin reads any file but scans only their own)."""
+    from ..auth.access import own_or_404
 
-    return owned_or_404(db.session.get(File, parse_uuid(file_id, "file ID")), user, "File not found")
+    return own_or_404(db.session.get(File, parse_uuid(file_id, "file ID")), user, "File not found")
 
 
 def get_scan_for(user: User, scan_id: str) -> Scan:

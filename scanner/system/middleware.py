@@ -36,6 +36,10 @@ def init_middleware(app: Flask) -> None:
     def refuse_oversized_bodies() -> None:
         # Checked up front so every route answers 413, whichever parser would read the body.
         limit = app.config.get("MAX_CONTENT_LENGTH")
+        if request.is_json and app.config.get("MAX_JSON_BYTES"):
+            # JSON is read into memory whole; a streamed (chunked) body is read no further than this.
+            limit = min(limit or app.config["MAX_JSON_BYTES"], app.config["MAX_JSON_BYTES"])
+            request.max_content_length = limit
         if limit and (request.content_length or 0) > limit:
             raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes")
 

@@ -21,6 +21,7 @@ from .errors import (
     FileTooLargeError,
     InvalidKeyError,
     UnknownVTError,
+    VirusTotalError,
     VTConnectionError,
     error_from_response,
 )
@@ -138,9 +139,9 @@ class VirusTotalClient:
                 method, url, data=data, headers=request_headers, timeout=self.timeout, allow_redirects=False
             )
         except _TRANSPORT_ERRORS as exc:
-            raise VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}") from exc
+            raise self._redacted(VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}")) from exc
         if not 200 <= response.status_code < 300:
-            raise error_from_response(response.status_code, response.content)
+            raise self._redacted(error_from_response(response.status_code, response.content))
         try:
             body = response.json()
         except ValueError:
@@ -224,6 +225,15 @@ class VirusTotalClient:
         except InvalidKeyError:
             return False
         return True
+
+    def _redacted(self, error: VirusTotalError) -> VirusTotalError:
+        """The error without the key: its text ends up in logs, `last_error` and scan or lookup
+        errors, and an answer (a proxy's error page, say) may echo the request's headers."""
+        if self._api_key and self._api_key in f"{error.message} {error.code}":
+            error.message = error.message.replace(self._api_key, "[redacted]")
+            error.code = error.code.replace(self._api_key, "[redacted]")
+            error.args = (error.message,)
+        return error
 
 
 def _analysis_id(data: Any) -> str:

@@ -7,6 +7,8 @@ import logging
 import os
 import secrets
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -22,9 +24,11 @@ from scanner.api_keys.models import ApiKey
 from scanner.errors import NoActiveApiKey
 from scanner.extensions import db
 from tests.api_keys.helpers import call_ip, closed_port_url
-from tests.fixtures.app import TEST_ENCRYPTION_KEY
+from tests.fixtures.app import TEST_ENCRYPTION_KEY, repo_root
 
 KEYS = "/api/keys/"
+# Settings the test harness exports that would point a fresh process away from its own instance folder.
+_SERVICE_SETTINGS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "BLOB_DIR", "ENCRYPTION_KEYS")
 
 
 def every_stored_value(flask_app) -> list[object]:
@@ -185,3 +189,61 @@ def test_production_refuses_to_start_without_encryption_keys(monkeypatch):
 
     with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS"):
         ProductionConfig()
+
+
+def test_production_refuses_malformed_encryption_keys_without_echoing_them(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", secrets.token_hex(32))
+    monkeypatch.delenv("JWT_SECRET_KEY", raising=False)
+    monkeypatch.setenv("ENCRYPTION_KEYS", f"{Fernet.generate_key().decode()},not-a-fernet-key")
+
+    with pytest.raises(RuntimeError, match="ENCRYPTION_KEYS") as raised:
+        ProductionConfig()
+
+    assert "not-a-fernet-key" not in str(raised.value)
+
+
+def test_embedded_instance_folder_is_private_to_the_service(tmp_path):
+    # It holds the SQLite database (password hashes, key ciphertexts, every user's history) and
+    # the generated encryption key; other local accounts must not even list it.
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    os.chmod(instance, 0o755)  # noqa: S103  as an older version left it
+    env = {k: v for k, v in os.environ.items() if k not in _SERVICE_SETTINGS}
+    env |= {"INSTANCE_DIR": str(instance), "SCANNER_CONFIG": "development"}
+
+    subprocess.run(
+        [sys.executable, "-c", "from scanner import create_app; create_app()"],
+        cwd=repo_root(),
+        env=env,
+        check=True,
+        timeout=60,
+    )
+
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+
+
+def test_an_error_answer_that_echoes_the_key_never_carries_it_further(client, user, vt_emulator, caplog):
+    # A proxy's error page (or a misbehaving upstream) may quote the request's x-apikey header.
+    caplog.set_level(logging.DEBUG)
+    value = secrets.token_hex(32)
+    vt_emulator.add_key(value, per_minute=100, per_day=1000)
+    echo = f"upstream trouble; request headers: x-apikey: {value}"
+    vt_emulator.set_faults(error_next={"status": 503, "code": "TransientError", "message": echo})
+
+    stored = client.post(KEYS, json={"name": "k", "key_value": value}, headers=user.headers)  # check fails: 503
+    vt_emulator.set_faults(error_next={"status": 400, "code": "BadRequestError", "message": echo})
+    lookup = client.post("/api/check_ioc", json={"ioc": "8.8.8.8"}, headers=user.headers)  # refused: 400
+    read_back = client.get(f"/api/lookup/{lookup.json['lookup_id']}", headers=user.headers)
+
+    assert stored.status_code == 201 and stored.json["api_key"]["is_verified"] is False
+    assert lookup.status_code == 200 and lookup.json["status"] == "failed"
+    assert "[redacted]" in lookup.json["error"]
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "upstream trouble" in logged  # the failed check was logged, without the key
+    for seen in (
+        logged,
+        stored.get_data(as_text=True),
+        lookup.get_data(as_text=True),
+        read_back.get_data(as_text=True),
+    ):
+        assert value not in seen

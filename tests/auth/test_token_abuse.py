@@ -106,3 +106,22 @@ def test_a_token_is_refused_once_its_account_is_gone(client, user, app_ctx):
     db.session.delete(db.session.get(User, uuid.UUID(user.id)))
     db.session.commit()
     assert_error(client.get("/api/auth/profile", headers=user.headers), 401)
+
+
+def test_production_refuses_a_short_jwt_secret_set_on_its_own(monkeypatch):
+    # A strong SECRET_KEY does not help when a separate, guessable key signs every token.
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    from config import ProductionConfig
+
+    monkeypatch.setenv("SECRET_KEY", secrets.token_hex(32))
+    monkeypatch.setenv("ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    monkeypatch.setenv("JWT_SECRET_KEY", "changeme")
+
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
+        ProductionConfig()
+
+    monkeypatch.setenv("JWT_SECRET_KEY", secrets.token_hex(32))
+    assert ProductionConfig().JWT_SECRET_KEY != "changeme"

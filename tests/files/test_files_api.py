@@ -115,6 +115,17 @@ def test_admin_may_read_any_users_file(client, user, make_admin):
     assert r.json["id"] == file_id
 
 
+def test_admin_may_not_delete_another_users_file(app, client, user, make_admin):
+    file_id = upload(client, user, unique_text()).json["id"]
+    admin = make_admin()
+
+    r = client.delete(f"/api/files/{file_id}", headers=admin.headers)
+
+    assert r.status_code == 403 and r.json["error"]["code"] == "AUTHORIZATION_ERROR"
+    assert client.get(f"/api/files/{file_id}", headers=user.headers).status_code == 200
+    assert rows(app, "files") == {"files": 1}
+
+
 def test_delete_answers_as_seed_001_and_the_file_is_gone(app, client, user):
     file_id = upload(client, user, unique_text()).json["id"]
 

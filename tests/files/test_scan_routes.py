@@ -156,6 +156,21 @@ def test_start_on_a_bad_or_unknown_or_foreign_file_id(app, client, make_user, ad
     assert rows(app, "scans") == {"scans": 0}
 
 
+@pytest.mark.parametrize("kind", STARTS)
+def test_an_admin_cannot_scan_another_users_private_file(app, client, user, make_admin, add_key, kind):
+    # The owner keeps the file away from VirusTotal; an admin may read it, not send it there.
+    file_id = upload(client, user, unique_text(), never_upload="true").json["id"]
+    admin = make_admin()
+    add_key(admin)
+    path, _ = STARTS[kind]
+    assert client.get(f"/api/files/{file_id}", headers=admin.headers).status_code == 200
+
+    r = client.post(path.format(file_id), json={"never_upload": False}, headers=admin.headers)
+
+    assert r.status_code == 403 and r.json["error"]["code"] == "AUTHORIZATION_ERROR"
+    assert rows(app, "scans") == {"scans": 0}
+
+
 def test_status_of_a_bad_unknown_or_foreign_scan_id(client, make_user, add_key):
     owner, intruder = make_user(), make_user()
     add_key(owner)

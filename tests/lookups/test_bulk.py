@@ -100,6 +100,31 @@ def test_uploads_that_cannot_make_a_job_are_refused(app, client, user, add_key, 
     assert submit(client, user, "1.1.1.1\n8.8.8.8\n9.9.9.9\n8.8.8.8\n").status_code == 202  # 3 unique
 
 
+def test_a_text_list_whose_first_line_is_huge_is_read_not_a_500(client, user, add_key):
+    add_key(user)
+    # Over the csv module's field limit: sniffing it for a header row must not crash the upload.
+    text = "x" * 200_000 + "\n8.8.8.8\n"
+
+    response = submit(client, user, text)
+
+    assert response.status_code == 202, response.json
+    assert response.json["total_iocs"] == 1 and response.json["invalid_count"] == 1
+    assert response.json["invalid_lines"][0]["line"] == 1
+
+
+def test_an_admin_reads_another_users_job_but_cannot_cancel_it(client, user, make_admin, add_key):
+    add_key(user)
+    job_id = submit(client, user, "8.8.8.8\nexample.org\n").json["job_id"]
+    admin = make_admin()
+
+    assert client.get(f"/api/bulk/{job_id}", headers=admin.headers).status_code == 200
+    refused = client.delete(f"/api/bulk/{job_id}", headers=admin.headers)
+
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "AUTHORIZATION_ERROR"
+    assert client.get(f"/api/bulk/{job_id}", headers=user.headers).json["status"] != "cancelled"
+    assert client.delete(f"/api/bulk/{job_id}", headers=user.headers).json["status"] == "cancelled"
+
+
 def test_job_results_page_export_and_owner_only(app, client, user, make_user, add_key, vt_emulator, worker):
     key = add_key(user)
     store_reports(app, {("domain", "bad.example.org"): domain_report("bad.example.org", malicious=9)})

@@ -102,3 +102,22 @@ def test_service_and_schema_validation_errors_share_one_type(client, user):
     schema = client.post("/api/auth/register", json={"username": 5})
     service = client.post("/api/scan/file/not-a-uuid", json={}, headers=user.headers)
     assert assert_envelope(schema, 400)["type"] == assert_envelope(service, 400)["type"]
+
+
+def test_a_json_body_is_capped_far_below_the_upload_limit(app, client, make_user):
+    # MAX_CONTENT_LENGTH admits 650 MB uploads; a JSON body is parsed whole in memory, so it has its own cap.
+    user = make_user()
+    huge = b'{"ioc": "' + b"a" * (app.config["MAX_JSON_BYTES"] + 1) + b'"}'
+
+    sized = client.post("/api/check_ioc", data=huge, content_type="application/json", headers=user.headers)
+    note = client.post(
+        "/api/lookup/00000000-0000-0000-0000-000000000000/notes",
+        data=huge,
+        content_type="application/json",
+        headers=user.headers,
+    )
+
+    assert_envelope(sized, 413, "PAYLOAD_TOO_LARGE")
+    assert_envelope(note, 413, "PAYLOAD_TOO_LARGE")
+    small = client.post("/api/check_ioc", json={"ioc": "a" * 3000}, headers=user.headers)
+    assert_envelope(small, 400)  # an ordinary body is read and judged as before
