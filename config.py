@@ -208,6 +208,10 @@ class Config:
         }
         self.JSON_SORT_KEYS = False
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+        # How many proxies in front of the web process to believe about the client's address
+        # (X-Forwarded-For) and scheme: 1 behind a Heroku-style router. Left at 0 when clients reach
+        # gunicorn directly, since anyone could then forge the header to dodge the per-address lockout.
+        self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 
 
 class ProductionConfig(Config):

@@ -9,6 +9,7 @@ from celery import Celery, Task
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
 
@@ -30,6 +31,11 @@ def create_app(config: str | Config | None = None) -> Flask:
     # for many clients and answer with HTML instead of the envelope.
     app.url_map.strict_slashes = False
     _private_instance_dir(app.config["INSTANCE_DIR"])
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a router every client would otherwise share its address: one attacker's failed
+        # sign-ins would lock everyone out, and the per-address rate limits would be shared.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)

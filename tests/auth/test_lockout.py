@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from tests.auth.conftest import assert_error, fresh_address
+from tests.fixtures.worker import ROOT
 
 LOCKED = "TOO_MANY_LOGIN_ATTEMPTS"
 
@@ -149,3 +154,26 @@ def test_lockout_falls_back_to_the_database_when_redis_is_down(user, login, app,
     monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
     fail(login, user.username, times=5)
     assert_locked(login(user.username, user.password))
+
+
+@pytest.mark.parametrize(("hops", "analyst"), [("1", 200), ("0", 429)])
+def test_behind_a_trusted_router_one_clients_failures_lock_only_that_client(tmp_path, hops, analyst):
+    # With TRUSTED_PROXIES=1 the lockout counts the address the router saw; without it, every
+    # client shares the router's address, so one attacker locks everyone out.
+    env = {**os.environ, "TRUSTED_PROXIES": hops, "INSTANCE_DIR": str(tmp_path)}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'probe.db'}"
+    env.pop("REDIS_URL", None)  # lockout counts in this process, apart from the run's Redis
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.auth.proxy_probe"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    assert result["attacker"][:5] == [401] * 5 and result["attacker"][5] == 429
+    assert result["analyst"] == analyst
