@@ -8,6 +8,7 @@ from ..auth.access import current_user, login_required
 from ..errors import NoActiveApiKey
 from ..extensions import db
 from ..ids import parse_uuid
+from ..openapi_docs import multipart_file_body
 from ..scans.services import start_scan
 from ..scans.tasks import enqueue_scan
 from . import services
@@ -17,25 +18,13 @@ from .upload import receive_upload
 
 blp = Blueprint("files", __name__, url_prefix="/api/files", description="Upload and manage files")
 
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "never_upload": {
-                        "type": "boolean",
-                        "description": "Look the hash up only; never send the file itself to VirusTotal",
-                    },
-                    "api_key_id": {"type": "string", "format": "uuid"},
-                },
-            }
-        }
+UPLOAD_BODY = multipart_file_body(
+    never_upload={
+        "type": "boolean",
+        "description": "Look the hash up only; never send the file itself to VirusTotal",
     },
-}
+    api_key_id={"type": "string", "format": "uuid"},
+)
 
 
 def _changed(user_id) -> None:

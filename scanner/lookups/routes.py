@@ -14,6 +14,7 @@ from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import NotFound, PayloadTooLarge, ProviderError, ValidationFailed
 from ..extensions import db
+from ..openapi_docs import multipart_file_body
 from ..results import exports
 from ..scans.services import get_scan_for
 from . import bulk, services, streams, tasks, views
@@ -176,25 +177,10 @@ class RefreshVirusTotalReport(MethodView):
 
 # -- bulk jobs --------------------------------------------------------------------------------
 
-BULK_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "A CSV (indicators in its `ioc` column, or the first column without a "
-                        "header row) or text with one indicator per line",
-                    }
-                },
-            }
-        }
-    },
-}
+BULK_BODY = multipart_file_body(
+    "A CSV (indicators in its `ioc` column, or the first column without a header row) "
+    "or text with one indicator per line"
+)
 
 
 def _uploaded_list() -> tuple[bytes, str | None, str | None]:
