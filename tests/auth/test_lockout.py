@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from tests.auth.conftest import assert_error, fresh_address
-from tests.fixtures.worker import ROOT
+from tests.fixtures.probe import run_probe
 
 LOCKED = "TOO_MANY_LOGIN_ATTEMPTS"
 
@@ -163,17 +160,7 @@ def test_behind_a_trusted_router_one_clients_failures_lock_only_that_client(tmp_
     env = {**os.environ, "TRUSTED_PROXIES": hops, "INSTANCE_DIR": str(tmp_path)}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'probe.db'}"
     env.pop("REDIS_URL", None)  # lockout counts in this process, apart from the run's Redis
-    probe = subprocess.run(
-        [sys.executable, "-m", "tests.auth.proxy_probe"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert probe.returncode == 0, probe.stderr[-3000:]
-    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    result = run_probe("tests.auth.proxy_probe", env=env, timeout=120)
 
     assert result["attacker"][:5] == [401] * 5 and result["attacker"][5] == 429
     assert result["analyst"] == analyst

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 from tests.files.helpers import blobs_named, rows
-from tests.fixtures.worker import ROOT
+from tests.fixtures.probe import run_probe
 
 SIZE = 256 * 1024 * 1024
 # The upload path holds one 256 KiB read, the decoder's buffer (at most two reads) and an 8 KiB
@@ -19,18 +14,8 @@ SIZE = 256 * 1024 * 1024
 BOUND = SIZE // 4
 
 
-def test_upload_of_64_mb_does_not_hold_the_file_in_memory(app, client, user):
-    probe = subprocess.run(
-        [sys.executable, "-m", "tests.files.rss_probe", user.access_token, str(SIZE)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert probe.returncode == 0, probe.stderr[-4000:]
-    result = json.loads(probe.stdout.strip().splitlines()[-1])
+def test_a_large_upload_does_not_hold_the_file_in_memory(app, client, user):
+    result = run_probe("tests.files.rss_probe", user.access_token, str(SIZE))
 
     assert result["status"] == 201, result["answer"]
     assert result["answer"]["file_size"] == SIZE
