@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.auth.conftest import assert_error, fresh_address
-from tests.fixtures.probe import run_probe
+from tests.fixtures.processes import run_probe
 
 LOCKED = "TOO_MANY_LOGIN_ATTEMPTS"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.files.helpers import blobs_named, rows
-from tests.fixtures.probe import run_probe
+from tests.fixtures.processes import run_probe
 
 SIZE = 256 * 1024 * 1024
 # The upload path holds one 256 KiB read, the decoder's buffer (at most two reads) and an 8 KiB

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.processes import spawn
+
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
@@ -90,14 +91,7 @@ class WebServer:
         self._log = open(self.log_path, "w")  # noqa: SIM115  closed in stop()
         args = [GUNICORN, "wsgi:app", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
         args += ["--workers", "1", "--threads", "8"]
-        self.proc = subprocess.Popen(  # noqa: S603
-            args,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = spawn(args, self._log, env)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

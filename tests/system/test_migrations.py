@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.processes import ROOT
 
 
 def test_migrations_match_models(tmp_path, app):

@@ -8,7 +8,6 @@ import secrets
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,8 +16,8 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 from scanner.virustotal.emulator import EICAR, Emulator
 from scanner.virustotal.emulator.objects import ContentDigest
 from scanner.virustotal.reports import NETWORK_CATEGORIES, url_id
+from tests.fixtures.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
 

@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ from scanner.auth.models import User
 from scanner.errors import NoActiveApiKey, NotFound, QuotaExhausted, ValidationFailed
 from scanner.virustotal import gateway, quota
 from scanner.virustotal.errors import InvalidKeyError, TransientError
+from tests.fixtures.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 IP = "GET /ip_addresses/{id}"
 
 
