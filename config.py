@@ -94,8 +94,14 @@ class Config:
             self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "memory://")
         self.CACHE_DEFAULT_TIMEOUT = env_int("CACHE_DEFAULT_TIMEOUT", 300)
         self.CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "scanner:")
-        self.RATELIMIT_DEFAULT = env("RATELIMIT_DEFAULT", "600 per minute")
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # One budget per client (the user when signed in, else the address) shared by every route;
+        # seed 002's X-RateLimit-*-Minute/-Hour headers report it (scanner/rate_limits.py).
+        self.RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 60)
+        self.RATE_LIMIT_PER_HOUR = env_int("RATE_LIMIT_PER_HOUR", 1000)
+        # Uploads (files and bulk lists) on top of that budget, per client.
+        self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10 per minute;100 per hour")
+        # Flask-Limiter's own headers name one limit only and send Retry-After on every response.
+        self.RATELIMIT_HEADERS_ENABLED = False
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         # A rate-limit store that is down must not fail requests (lookups answer from the database
         # without Redis): limits go on counting in this process's memory until the store is back,
@@ -177,7 +183,8 @@ class Config:
         # Many analysts may share one office address; operators can loosen the per-address count alone.
         self.LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", self.LOGIN_MAX_FAILURES)
         self.LOGIN_WINDOW_SECONDS = env_int("LOGIN_WINDOW_SECONDS", 15 * 60)
-        self.AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "20 per minute")  # register, login, token; per address
+        # register, login, token; per address, on top of the shared budget
+        self.AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "20 per minute;200 per hour")
         # argon2id cost (RFC 9106 low-memory profile); raising it rehashes each password at its next login.
         self.PASSWORD_HASH_TIME_COST = env_int("PASSWORD_HASH_TIME_COST", 3)
         self.PASSWORD_HASH_MEMORY_KIB = env_int("PASSWORD_HASH_MEMORY_KIB", 64 * 1024)
@@ -208,6 +215,17 @@ class Config:
         }
         self.JSON_SORT_KEYS = False
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+        # json: one JSON object a line (what a log platform parses); text: readable on a console.
+        self.LOG_FORMAT = env("LOG_FORMAT", "text")
+        # /api/providers/metrics counts requests per hour in Redis (or the database) this long.
+        self.METRICS_RETENTION_HOURS = env_int("METRICS_RETENTION_HOURS", 7 * 24)
+        # /api/providers/performance calls the service unhealthy past these (percent of the machine,
+        # bytes of this process's resident memory).
+        self.PERF_SYSTEM_MEMORY_PERCENT = env_float("PERF_SYSTEM_MEMORY_PERCENT", 90.0)
+        self.PERF_SYSTEM_CPU_PERCENT = env_float("PERF_SYSTEM_CPU_PERCENT", 90.0)
+        self.PERF_PROCESS_RSS_BYTES = env_int("PERF_PROCESS_RSS_BYTES", 1024 * 1024 * 1024)
+        # Audit events older than this are pruned by the scheduler.
+        self.AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
         # How many proxies in front of the web process to believe about the client's address
         # (X-Forwarded-For) and scheme: 1 behind a Heroku-style router. Left at 0 when clients reach
         # gunicorn directly, since anyone could then forge the header to dodge the per-address lockout.
@@ -225,6 +243,7 @@ class ProductionConfig(Config):
                 raise RuntimeError(f"{name} must be set to a random value in production")
             if len(value) < 32:
                 raise RuntimeError(f"{name} must be at least 32 characters in production")
+        self.LOG_FORMAT = env("LOG_FORMAT", "json")
         if not self.ENCRYPTION_KEYS:
             # A generated key would live on one machine's disk and die with it, and the stored
             # VirusTotal keys with it.

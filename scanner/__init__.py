@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from celery import Celery, Task
@@ -15,6 +14,8 @@ from config import Config, load_config
 
 from .errors import ScannerApi, register_error_handlers, register_jwt_handlers
 from .extensions import cache, db, jwt, limiter, migrate
+from .logs import configure_logging, connect_celery_logging
+from .rate_limits import init_rate_limit_headers
 
 api = ScannerApi()
 
@@ -36,13 +37,14 @@ def create_app(config: str | Config | None = None) -> Flask:
         # sign-ins would lock everyone out, and the per-address rate limits would be shared.
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     jwt.init_app(app)
     register_jwt_handlers(jwt)
     limiter.init_app(app)
+    init_rate_limit_headers(app, limiter)
     cache.init_app(app)
     api.init_app(app)
     register_error_handlers(app)
@@ -53,6 +55,9 @@ def create_app(config: str | Config | None = None) -> Flask:
     from .system.middleware import init_middleware
 
     init_middleware(app)
+    from .providers.metrics import init_request_counting
+
+    init_request_counting(app)
     from .api_keys.cli import register_cli as register_keys_cli
     from .auth.cli import register_cli as register_auth_cli
 
@@ -87,6 +92,11 @@ def _register_blueprints(app: Flask) -> None:
         results_blp,
     ):
         api.register_blueprint(blp)
+    from .admin.routes import blp as admin_blp
+    from .providers.routes import blp as providers_blp
+
+    api.register_blueprint(providers_blp)
+    api.register_blueprint(admin_blp)
     from .lookups.routes import blueprints as lookup_blueprints
 
     for blp in lookup_blueprints:
@@ -132,6 +142,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.conf.include = TASK_MODULES
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    connect_celery_logging()
     from .system.heartbeat import connect_worker_signals
 
     connect_worker_signals(app)

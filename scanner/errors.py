@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, Response, g, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -155,6 +155,8 @@ def _validation_message(messages: dict) -> str:
 
 
 def http_error_response(error: HTTPException):
+    if isinstance(error.response, Response):  # already an envelope (the rate limiter's 429)
+        return error.response
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import current_app
 from flask_caching import Cache
-from flask_jwt_extended import JWTManager, get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+
+from .rate_limits import limit_breached, rate_limit_key, shared_budget
 
 # Named constraints so Alembic can alter them on every database, SQLite included.
 metadata = MetaData(
@@ -23,21 +24,12 @@ metadata = MetaData(
 )
 
 
-def rate_limit_key() -> str:
-    """Limit a signed-in caller per account, anyone else per address."""
-    if request.headers.get("Authorization", "").startswith("Bearer "):
-        try:
-            verify_jwt_in_request(optional=True)
-            identity = get_jwt_identity()
-        except Exception:  # an invalid token is answered by the route, not by the limiter
-            identity = None
-        if identity:
-            return f"user:{identity}"
-    return f"ip:{get_remote_address()}"
-
-
 db = SQLAlchemy(metadata=metadata)
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=rate_limit_key)
+limiter = Limiter(key_func=rate_limit_key, application_limits=[shared_budget], on_breach=limit_breached)
 cache = Cache()
+# Uploads (files and bulk lists) spend a stricter budget of their own too, per client.
+upload_limit = limiter.shared_limit(
+    lambda: current_app.config["UPLOAD_RATE_LIMIT"], scope="uploads", methods=["POST"], override_defaults=False
+)

@@ -4,6 +4,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db, limiter
 from . import services
@@ -43,7 +44,9 @@ class ApiKeys(MethodView):
     @blp.alt_response(409, description="You already stored this key")
     def post(self, data):
         """Add an API key (checked with VirusTotal, stored encrypted)"""
-        key = services.create_key(current_user(), data)
+        with audit.failures_recorded("key.create", actor=current_user(), target_type="api_key"):
+            key = services.create_key(current_user(), data)
+        audit.record("key.create", actor=current_user(), target_type="api_key", target_id=key.id)
         db.session.commit()
         return {"message": "API key created successfully", "api_key": services.describe(key)}
 
@@ -66,7 +69,12 @@ class ApiKeyById(MethodView):
     @blp.alt_response(409, description="You already stored this key")
     def put(self, data, key_id: str):
         """Update an API key (a new key value is checked with VirusTotal)"""
-        key = services.update_key(current_user(), key_id, data)
+        changed = {"fields": ",".join(sorted(data))}
+        with audit.failures_recorded(
+            "key.update", actor=current_user(), target_type="api_key", target_id=key_id, details=changed
+        ):
+            key = services.update_key(current_user(), key_id, data)
+        audit.record("key.update", actor=current_user(), target_type="api_key", target_id=key.id, details=changed)
         db.session.commit()
         return {"message": "API key updated successfully", "api_key": services.describe(key)}
 
@@ -75,7 +83,9 @@ class ApiKeyById(MethodView):
     @blp.alt_response(404, description="API key not found")
     def delete(self, key_id: str):
         """Delete an API key"""
-        services.delete_key(current_user(), key_id)
+        with audit.failures_recorded("key.delete", actor=current_user(), target_type="api_key", target_id=key_id):
+            services.delete_key(current_user(), key_id)
+        audit.record("key.delete", actor=current_user(), target_type="api_key", target_id=key_id)
         db.session.commit()
         return {"message": "API key deleted successfully"}
 
@@ -91,5 +101,8 @@ class ApiKeyValidation(MethodView):
     @blp.alt_response(502, description="VirusTotal could not be reached")
     def post(self, data):
         """Check an API key with VirusTotal without storing it"""
-        check = services.validate_value(current_user(), data["key_value"])
+        with audit.failures_recorded("key.validate", actor=current_user()):
+            check = services.validate_value(current_user(), data["key_value"])
+        audit.record("key.validate", actor=current_user(), details={"valid": check.valid})
+        db.session.commit()
         return {"valid": check.valid, "message": check.message}

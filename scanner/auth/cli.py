@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from .. import audit
 from ..errors import AppError
 from ..extensions import db
 from . import services
@@ -24,6 +25,12 @@ def _run(action):
         raise click.ClickException(exc.message) from exc
 
 
+def _audited(action: str, user):
+    """An operator's change, in the trail with the account it touched (the actor is the console)."""
+    audit.record(action, actor_name="(console)", target_type="user", target_id=user.id, details={"role": user.role})
+    return user
+
+
 @users.command("create-admin")
 @click.option("--username", required=True)
 @click.option("--email", required=True)
@@ -37,7 +44,7 @@ def _run(action):
 )
 def create_admin(username: str, email: str, password: str) -> None:
     """Create an administrator account."""
-    user = _run(lambda: services.register(username, email, password, role="admin"))
+    user = _run(lambda: _audited("admin.create_admin", services.register(username, email, password, role="admin")))
     click.echo(f"Created admin {user.username} ({user.id})")
 
 
@@ -45,7 +52,7 @@ def create_admin(username: str, email: str, password: str) -> None:
 @click.argument("username")
 def promote(username: str) -> None:
     """Give an existing account the admin role."""
-    user = _run(lambda: services.set_role(username, "admin"))
+    user = _run(lambda: _audited("admin.set_role", services.set_role(username, "admin")))
     click.echo(f"{user.username} is now an admin")
 
 
@@ -53,7 +60,7 @@ def promote(username: str) -> None:
 @click.argument("username")
 def demote(username: str) -> None:
     """Take the admin role away from an account."""
-    user = _run(lambda: services.set_role(username, "user"))
+    user = _run(lambda: _audited("admin.set_role", services.set_role(username, "user")))
     click.echo(f"{user.username} is now a regular user")
 
 

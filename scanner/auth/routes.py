@@ -8,6 +8,7 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from .. import audit
 from ..extensions import db, limiter
 from . import services
 from .access import current_token, current_user, login_required, refresh_token_required, roles_required
@@ -25,6 +26,7 @@ from .schemas import (
     TokenPairSchema,
     UserPageSchema,
     UserQueryArgsSchema,
+    UserSchema,
 )
 from .tokens import RefreshTokenReused
 
@@ -37,6 +39,14 @@ MAX_BODY_BYTES = 16 * 1024
 per_address = limiter.limit(lambda: current_app.config["AUTH_RATE_LIMIT"], key_func=get_remote_address)
 PUBLIC = {"security": []}
 REFRESH_TOKEN = {"security": [{"bearerAuth": []}], "description": "Send the refresh token as the bearer token."}
+
+
+def _login(username: str, password: str):
+    """Sign in, with the attempt in the audit trail whatever its outcome."""
+    with audit.failures_recorded("auth.login", actor_name=username[:255]):
+        user, tokens = services.login(username, password, get_remote_address())
+    audit.record("auth.login", actor=user)
+    return user, tokens
 
 
 @blp.before_request
@@ -63,6 +73,7 @@ class Register(MethodView):
     def post(self, data):
         """Register a new user account"""
         user = services.register(data["username"], data["email"], data["password"])
+        audit.record("auth.register", actor=user, target_type="user", target_id=user.id)
         db.session.commit()
         return {"message": "User registered successfully", "user": user}
 
@@ -78,7 +89,7 @@ class Login(MethodView):
     @blp.alt_response(429, description="Too many failed attempts from this address or for this account")
     def post(self, data):
         """Sign in and receive an access and a refresh token"""
-        user, tokens = services.login(data["username"], data["password"], get_remote_address())
+        user, tokens = _login(data["username"], data["password"])
         db.session.commit()
         return {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token, "user": user}
 
@@ -94,7 +105,7 @@ class Token(MethodView):
     @blp.alt_response(429, description="Too many failed attempts from this address or for this account")
     def post(self, data):
         """OAuth2 password grant (what Swagger UI's Authorize button sends)"""
-        _, tokens = services.login(data["username"], data["password"], get_remote_address())
+        _, tokens = _login(data["username"], data["password"])
         db.session.commit()
         return {
             "access_token": tokens.access_token,
@@ -136,9 +147,22 @@ class Profile(MethodView):
     @blp.alt_response(409, description="Username or email already exists")
     def put(self, data):
         """Update the current user's profile; a new password signs out every other session"""
-        user = services.update_profile(current_user(), current_token(), data, get_remote_address())
+        action = "auth.password_change" if "new_password" in data else "auth.profile_update"
+        changed = {"fields": ",".join(sorted(k for k in data if k != "current_password"))}
+        with audit.failures_recorded(action, actor=current_user(), details=changed):
+            user = services.update_profile(current_user(), current_token(), data, get_remote_address())
+        audit.record(action, actor=user, target_type="user", target_id=user.id, details=changed)
         db.session.commit()
         return {"message": "Profile updated successfully", "user": user}
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @login_required
+    @blp.response(200, UserSchema)
+    def get(self):
+        """Who the token belongs to: id, username, email and role (seed 002)"""
+        return current_user()
 
 
 @blp.route("/logout")
@@ -148,6 +172,7 @@ class Logout(MethodView):
     def post(self):
         """Sign out: this access token and its session's refresh tokens stop working"""
         services.logout(current_user(), current_token())
+        audit.record("auth.logout", actor=current_user())
         db.session.commit()
         return {"message": "Successfully logged out"}
 
@@ -161,6 +186,8 @@ class Users(MethodView):
     def get(self, args):
         """List accounts (admins only)"""
         page = services.list_users(args["page"], args["per_page"], args.get("role"))
+        audit.record("admin.list_users", actor=current_user())
+        db.session.commit()
         return {
             "users": page.items,
             "pagination": {

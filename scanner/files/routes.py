@@ -4,9 +4,10 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from .. import audit
 from ..auth.access import current_user, login_required
 from ..errors import NoActiveApiKey
-from ..extensions import db
+from ..extensions import db, upload_limit
 from ..ids import parse_uuid
 from ..openapi_docs import multipart_file_body
 from ..scans.services import start_scan
@@ -35,7 +36,7 @@ def _changed(user_id) -> None:
 
 @blp.route("/upload")
 class Upload(MethodView):
-    decorators = [login_required]
+    decorators = [upload_limit, login_required]
 
     @blp.doc(requestBody=UPLOAD_BODY)
     @blp.response(201, UploadedFileSchema)
@@ -68,6 +69,13 @@ class Upload(MethodView):
             db.session.rollback()
             services.remove_blob(key)
             raise
+        audit.record(
+            "file.upload",
+            actor=user,
+            target_type="file",
+            target_id=file.id,
+            details={"size": file.size, "never_upload": never_upload, "scan_id": scan.id if scan else None},
+        )
         db.session.commit()
         if scan is not None:
             enqueue_scan(scan.id)
@@ -102,6 +110,7 @@ class FileById(MethodView):
         """Delete a file, its scans, and its stored bytes when no one else uploaded them"""
         file = services.get_own_file(current_user(), file_id)
         owner = file.user_id
+        audit.record("file.delete", actor=current_user(), target_type="file", target_id=file.id)
         key = services.delete_file(file)
         db.session.commit()
         services.remove_blob(key)

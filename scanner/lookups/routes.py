@@ -13,7 +13,7 @@ from .. import events
 from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import NotFound, PayloadTooLarge, ProviderError, ValidationFailed
-from ..extensions import db
+from ..extensions import db, upload_limit
 from ..openapi_docs import multipart_file_body
 from ..results import exports
 from ..scans.services import get_scan_for
@@ -204,7 +204,7 @@ def _uploaded_list() -> tuple[bytes, str | None, str | None]:
 
 @bulk_blp.route("")
 class BulkJobs(MethodView):
-    decorators = [login_required]
+    decorators = [upload_limit, login_required]
 
     @bulk_blp.doc(requestBody=BULK_BODY)
     @bulk_blp.response(202, BulkSubmittedSchema)

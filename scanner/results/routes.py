@@ -7,8 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from .. import audit
 from ..auth.access import current_user, login_required
 from ..db_types import utcnow
+from ..extensions import db
 from . import exports, services
 from .schemas import (
     FileScanSchema,
@@ -30,6 +32,12 @@ DOWNLOAD_RESPONSES = {
     "text/csv": {"schema": {"type": "string"}},
     "application/pdf": {"schema": {"type": "string", "format": "binary"}},
 }
+
+
+def _exported(scan_id, fmt: str, rows: int | None = None) -> None:
+    target = {"target_type": "scan", "target_id": scan_id} if scan_id else {"target_type": "history"}
+    audit.record("results.export", actor=current_user(), details={"format": fmt, "rows": rows}, **target)
+    db.session.commit()
 
 
 @blp.route("/results")
@@ -71,6 +79,7 @@ class ScanHistoryExport(MethodView):
             }
             body = exports.history_json(export.rows, meta)
         name = f"scan-history-{now:%Y%m%dT%H%M%SZ}.{fmt}"
+        _exported(None, fmt, export.total)
         return exports.download(body, fmt, name, headers=headers)
 
 
@@ -100,6 +109,7 @@ class ScanExport(MethodView):
             body = exports.report_csv(report)
         else:
             body = exports.report_pdf(report, now)
+        _exported(report["scan_id"], fmt)
         fallback, preferred = exports.download_name(report["filename"], f"scan-{report['scan_id']}", fmt)
         return exports.download(body, fmt, fallback, preferred)
 

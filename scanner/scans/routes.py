@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db
 from . import services
@@ -16,6 +17,7 @@ def _start(file_id: str, args: dict, kind: str, message: str):
     user = current_user()
     file = services.get_file_for(user, file_id)
     scan = services.start_scan(user, file, args.get("api_key_id"), kind, args.get("never_upload"))
+    audit.record(f"scan.{'start' if kind == 'scan' else kind}", actor=user, target_type="scan", target_id=scan.id)
     db.session.commit()
     enqueue_scan(scan.id)
     return {"message": message, "scan_id": scan.id, "status": scan.status}

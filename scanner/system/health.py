@@ -37,7 +37,7 @@ def _timed(name: str, check: Callable[[], str]) -> dict:
     return {"status": status, "message": message, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-def _database() -> str:
+def database_reachable() -> str:
     db.session.execute(text("SELECT 1"))
     return f"{db.engine.dialect.name} reachable"
 
@@ -50,7 +50,7 @@ def _cache() -> str:
     return f"{current_app.config['CACHE_TYPE']} reachable"
 
 
-def _redis() -> str:
+def redis_reachable() -> str:
     client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
     try:
         client.ping()
@@ -76,13 +76,13 @@ def _worker() -> str:
 
 def readiness() -> tuple[dict, int]:
     checks: dict[str, tuple[Callable[[], str], bool]] = {
-        "database": (_database, True),
+        "database": (database_reachable, True),
         "cache": (_cache, False),
         "broker": (_broker, True),
         "worker": (_worker, True),
     }
     if current_app.config.get("REDIS_URL"):
-        checks["redis"] = (_redis, False)
+        checks["redis"] = (redis_reachable, False)
     components = {name: _timed(name, check) | {"required": required} for name, (check, required) in checks.items()}
     down_required = [n for n, c in components.items() if c["required"] and c["status"] != "healthy"]
     down_optional = [n for n, c in components.items() if not c["required"] and c["status"] != "healthy"]

@@ -1,12 +1,19 @@
-"""Request ids and security headers on every response."""
+"""Request ids, the access log line and security headers on every response."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from .. import logs
+from ..rate_limits import request_identity
+
+access_log = logging.getLogger("scanner.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -15,8 +22,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
+# Only when the request came over HTTPS, directly or through a trusted proxy (TRUSTED_PROXIES).
+HSTS = "max-age=31536000; includeSubDomains"
 # Swagger UI needs its scripts and styles; every other response is data and needs nothing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = (
@@ -31,6 +39,14 @@ def init_middleware(app: Flask) -> None:
     def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+        g.log_token = logs.bind(request_id=g.request_id)
+
+    @app.teardown_request
+    def forget_request_id(exc: BaseException | None = None) -> None:
+        token = g.pop("log_token", None)
+        if token is not None:
+            logs.unbind(token)
 
     @app.before_request
     def refuse_oversized_bodies() -> None:
@@ -48,6 +64,30 @@ def init_middleware(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.is_secure:
+            # Over plain HTTP the header is ignored by browsers (RFC 6797 8.1) and only misleads.
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         csp = DOCS_CSP if request.path.startswith("/api/docs") else API_CSP
         response.headers.setdefault("Content-Security-Policy", csp)
+        return response
+
+    @app.after_request
+    def log_access(response):
+        # The access log line (gunicorn's own is off): the route template, not the path, so ids in
+        # URLs neither flood the log index nor leak; the user from the token's signature only.
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            route,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+                "user_id": request_identity(),
+                "remote_addr": request.remote_addr,
+            },
+        )
         return response

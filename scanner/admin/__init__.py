@@ -1,0 +1,1 @@
+"""/api/admin: what only an administrator reads (the audit trail)."""

@@ -1,0 +1,1 @@
+"""/api/providers: seed 002's monitoring endpoints (health, request metrics, performance)."""
