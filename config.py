@@ -102,6 +102,8 @@ class Config:
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10 per minute;100 per hour")
         # Flask-Limiter's own headers name one limit only and send Retry-After on every response.
         self.RATELIMIT_HEADERS_ENABLED = False
+        # Every limit of a request is counted, so a 429 still reports the minute and the hour.
+        self.RATELIMIT_FAIL_ON_FIRST_BREACH = False
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         # A rate-limit store that is down must not fail requests (lookups answer from the database
         # without Redis): limits go on counting in this process's memory until the store is back,

@@ -53,6 +53,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})

@@ -61,7 +61,7 @@ def shared_budget() -> str:
 
 
 def _retry_after(limit: RequestLimit) -> int:
-    return max(1, math.ceil(limit.reset_at - time.time()))
+    return max(1, math.ceil(limit.window[0] - time.time()))
 
 
 def limit_breached(limit: RequestLimit) -> Response:

@@ -6,6 +6,7 @@ request, because one worker process serves many users' keys.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -38,6 +39,8 @@ __all__ = [
     "parse_stats",
     "url_id",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
 USER_AGENT = "scanner/1.0 (gzip)"
@@ -139,9 +142,10 @@ class VirusTotalClient:
                 method, url, data=data, headers=request_headers, timeout=self.timeout, allow_redirects=False
             )
         except _TRANSPORT_ERRORS as exc:
-            raise self._redacted(VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}")) from exc
+            error = self._redacted(VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}"))
+            raise self._logged(method, url, error) from exc
         if not 200 <= response.status_code < 300:
-            raise self._redacted(error_from_response(response.status_code, response.content))
+            raise self._logged(method, url, self._redacted(error_from_response(response.status_code, response.content)))
         try:
             body = response.json()
         except ValueError:
@@ -225,6 +229,27 @@ class VirusTotalClient:
         except InvalidKeyError:
             return False
         return True
+
+    def _logged(self, method: str, url: str, error: VirusTotalError) -> VirusTotalError:
+        """Every failed call, at a level an operator sees (an unknown hash, 404, is an answer, not a
+        failure); the task's context (scan or lookup id, request id) rides along. The key is in a
+        header, never in the line; a one-time upload URL is a credential of its own and is not named."""
+        path = url[len(self.base_url) :] if url.startswith(self.base_url) else "(upload URL)"
+        log.log(
+            logging.INFO if error.http_status == 404 else logging.WARNING,
+            "VirusTotal %s %s failed: %s",
+            method,
+            _path_of(path),
+            error.code,
+            extra={
+                "vt_method": method,
+                "vt_path": _path_of(path),
+                "vt_status": error.http_status,
+                "vt_error": error.code,
+                "vt_message": error.message if url.startswith(self.base_url) else None,
+            },
+        )
+        return error
 
     def _redacted(self, error: VirusTotalError) -> VirusTotalError:
         """The error without the key: its text ends up in logs, `last_error` and scan or lookup
