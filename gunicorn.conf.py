@@ -18,8 +18,10 @@ if (os.environ.get("LOG_FORMAT") or ("json" if os.environ.get("SCANNER_CONFIG") 
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "scanner.logs.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False}},
+        # Named as scanner.logs names its handler, so the app's setup replaces it rather than doubling lines.
+        "handlers": {"scanner": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["scanner"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["scanner"], "propagate": False}},
     }
 # Large uploads are streamed to disk by the app; never buffer a whole request body in memory here.
 limit_request_line = 8190

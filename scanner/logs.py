@@ -100,6 +100,7 @@ def configure_logging(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a line in the same format, not raw stderr
 
 
 # -- Celery: the request id travels in each task message's headers --------------------------------

@@ -110,6 +110,9 @@ def failures_recorded(action: str, **fields: Any) -> Iterator[None]:
         yield
     except AppError as exc:
         details = {**fields.pop("details", {}), "code": exc.code}
+        # The request fails: drop its half-done work first, which also frees the database for the
+        # write below (SQLite lets one writer at a time).
+        db.session.rollback()
         record_failure(action, outcome="denied" if exc.status == 403 else "failure", details=details, **fields)
         raise
 

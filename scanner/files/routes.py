@@ -74,7 +74,7 @@ class Upload(MethodView):
             actor=user,
             target_type="file",
             target_id=file.id,
-            details={"size": file.size, "never_upload": never_upload, "scan_id": scan.id if scan else None},
+            details={"size": file.file_size, "never_upload": never_upload, "scan_id": scan.id if scan else None},
         )
         db.session.commit()
         if scan is not None:

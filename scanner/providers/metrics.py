@@ -23,6 +23,7 @@ from .models import RequestCount
 log = logging.getLogger(__name__)
 
 UNMATCHED = "(no route)"
+_COUNTED = "scanner.metrics.counted"
 
 
 def _hour(now: float | None = None) -> int:
@@ -61,17 +62,29 @@ def count_request(route: str, status: int) -> None:
     _upsert(hour, route[:255], status)
 
 
-def _count_response(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else UNMATCHED
-    try:
-        count_request(route, response.status_code)
-    except Exception:  # a count is not worth a failed request
-        log.warning("request not counted", exc_info=True)
+def _remember(response: Response) -> Response:
+    request.environ[_COUNTED] = (request.url_rule.rule if request.url_rule else UNMATCHED, response.status_code)
     return response
 
 
 def init_request_counting(app: Flask) -> None:
-    app.after_request(_count_response)
+    """Count each request once the app is done with it: around the WSGI app, not in a request
+    hook, so the request's own transaction is over (on SQLite an open one would block the count)."""
+    app.after_request(_remember)
+    inner = app.wsgi_app
+
+    def counted(environ: dict, start_response):
+        result = inner(environ, start_response)
+        if _COUNTED in environ:
+            route, status = environ[_COUNTED]
+            try:
+                with app.app_context():
+                    count_request(route, status)
+            except Exception:  # a count is not worth a failed request
+                log.warning("request not counted", exc_info=True)
+        return result
+
+    app.wsgi_app = counted
 
 
 def _stored_counts(first_hour: int) -> Counter[tuple[str, int]]:

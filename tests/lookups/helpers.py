@@ -108,8 +108,11 @@ class WebServer:
         raise TimeoutError(f"gunicorn not ready:\n{self.logs()}")
 
     def logs(self) -> str:
+        return self.logs_all()[-6000:]
+
+    def logs_all(self) -> str:
         self._log.flush()
-        return self.log_path.read_text()[-6000:]
+        return self.log_path.read_text()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -51,7 +51,7 @@ def test_metrics_and_performance_are_for_admins_only(client, user, path):
 
 def test_metrics_count_by_status_and_route_template(client, make_admin, user):
     admin = make_admin()
-    ids = ["00000000-0000-0000-0000-00000000000%d" % n for n in range(3)]
+    ids = [f"00000000-0000-0000-0000-00000000000{n}" for n in range(3)]
     for file_id in ids:
         assert client.get(f"/api/files/{file_id}", headers=user.headers).status_code == 404
     assert client.get("/api/auth/me", headers=user.headers).status_code == 200

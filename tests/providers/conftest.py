@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.lookups.helpers import WebServer
+
+
+@pytest.fixture
+def start_web(test_env, tmp_path):
+    """Start gunicorn serving the app: `start_web(workers=2, **env_overrides)`; stopped after the test."""
+    servers: list[WebServer] = []
+
+    def start(workers: int = 1, **env: str) -> WebServer:
+        server = WebServer(tmp_path, {k: str(v) for k, v in env.items()}, workers=workers)
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

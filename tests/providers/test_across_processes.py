@@ -1,0 +1,51 @@
+"""Metrics and logs of a real gunicorn with two worker processes, as deployed."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_metrics_count_the_requests_of_every_web_process(start_web, make_admin, user):
+    admin = make_admin()
+    server = start_web(workers=2, LOG_FORMAT="json", LOG_LEVEL="INFO")
+    sent = 40
+    for _ in range(sent):
+        # A connection each, so the two processes share the work.
+        r = requests.get(f"{server.url}/api/auth/me", headers={**user.headers, "Connection": "close"}, timeout=10)
+        assert r.status_code == 200
+
+    lines = _json_lines(server.logs_all())
+    served_by = {line["pid"] for line in lines if line.get("route") == "/api/auth/me"}
+    assert len(served_by) == 2, "both processes should have served some requests"
+
+    metrics = requests.get(f"{server.url}/api/providers/metrics?hours=1", headers=admin.headers, timeout=10).json()
+    assert metrics["requests_by_endpoint"]["/api/auth/me"] == sent
+
+
+def test_every_line_is_json_and_the_access_line_has_the_request_id(start_web, user):
+    server = start_web(LOG_FORMAT="json", LOG_LEVEL="INFO")
+    r = requests.get(
+        f"{server.url}/api/files/00000000-0000-0000-0000-000000000000",
+        headers={**user.headers, "X-Request-ID": "trace-me-42"},
+        timeout=10,
+    )
+    assert r.status_code == 404
+    assert r.headers["X-Request-ID"] == "trace-me-42"
+
+    lines = _json_lines(server.logs_all())  # fails on any line that is not JSON, gunicorn's own too
+    access = [line for line in lines if line["logger"] == "scanner.access" and line.get("request_id") == "trace-me-42"]
+    assert len(access) == 1
+    line = access[0]
+    assert line["method"] == "GET"
+    assert line["route"] == "/api/files/<file_id>"
+    assert line["status"] == 404
+    assert line["user_id"] == user.id
+    assert line["duration_ms"] >= 0
+    assert {"time", "level", "message"} <= set(line)
+    assert user.access_token not in server.logs_all()
