@@ -20,7 +20,7 @@ from .rate_limits import init_rate_limit_headers
 api = ScannerApi()
 
 # Every module that defines Celery tasks; the worker imports them at start.
-TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks"]
+TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.system.tasks"]
 
 
 def create_app(config: str | Config | None = None) -> Flask:

@@ -1,0 +1,118 @@
+"""The audit trail: security-relevant actions recorded with actor, address, target and outcome,
+in the action's own transaction, readable by admins only, never holding a secret."""
+
+from __future__ import annotations
+
+import json
+
+from tests.auth.conftest import assert_error, fresh_address
+
+
+def events(client, admin, **filters) -> list[dict]:
+    r = client.get("/api/admin/audit", query_string={"per_page": 200, **filters}, headers=admin.headers)
+    assert r.status_code == 200, r.json
+    return r.json["events"]
+
+
+def test_sign_ins_sign_outs_and_password_changes_are_recorded(client, make_user, make_admin):
+    user = make_user()
+    address = fresh_address()
+    wrong = client.post(
+        "/api/auth/login",
+        json={"username": user.username, "password": "Wrong-Horse-42"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    assert wrong.status_code == 401
+    change = {"current_password": user.password, "new_password": "Another-Horse-77"}
+    assert client.put("/api/auth/profile", json=change, headers=user.headers).status_code == 200
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 200
+    admin = make_admin()
+
+    logins = events(client, admin, action="auth.login")
+    failed = [e for e in logins if e["outcome"] == "failure"]
+    assert len(failed) == 1
+    assert failed[0]["actor_id"] is None and failed[0]["actor_name"] == user.username
+    assert failed[0]["address"] == address
+    assert failed[0]["details"]["code"] == "INVALID_CREDENTIALS"
+    assert any(e["outcome"] == "success" and e["actor_id"] == user.id for e in logins)
+
+    (changed,) = events(client, admin, action="auth.password_change")
+    assert (changed["actor_id"], changed["target_id"], changed["outcome"]) == (user.id, user.id, "success")
+    (logout,) = events(client, admin, action="auth.logout", actor_id=user.id)
+    assert logout["request_id"] and logout["created_at"]
+
+    # Passwords appear nowhere in the trail, nor tokens.
+    trail = json.dumps(events(client, admin))
+    for secret in (user.password, "Wrong-Horse-42", "Another-Horse-77", user.access_token):
+        assert secret not in trail
+
+
+def test_key_actions_are_recorded_without_the_key_value(client, user, add_key, make_admin):
+    key = add_key(user)
+    assert client.put(f"/api/keys/{key['id']}", json={"name": "renamed"}, headers=user.headers).status_code == 200
+    assert client.post("/api/keys/validate", json={"key_value": key["key_value"]}, headers=user.headers).status_code
+    assert client.delete(f"/api/keys/{key['id']}", headers=user.headers).status_code == 200
+    missing = client.delete(f"/api/keys/{key['id']}", headers=user.headers)
+    assert missing.status_code == 404
+    admin = make_admin()
+
+    key_events = events(client, admin, action="key")  # a family: every key.* action
+    assert [(e["action"], e["outcome"]) for e in reversed(key_events)] == [
+        ("key.create", "success"),
+        ("key.update", "success"),
+        ("key.validate", "success"),
+        ("key.delete", "success"),
+        ("key.delete", "failure"),
+    ]
+    assert all(e["actor_id"] == user.id for e in key_events)
+    assert key_events[-1]["target_id"] == key["id"]
+    assert key_events[-2]["details"] == {"fields": "name"}
+    assert key["key_value"] not in json.dumps(events(client, admin))
+
+
+def test_an_action_that_fails_leaves_no_success_event(client, user, make_admin):
+    # The file does not exist: no scan, so no scan event either (one transaction for both).
+    r = client.post("/api/scan/file/00000000-0000-0000-0000-000000000000", headers=user.headers)
+    assert r.status_code == 404
+    admin = make_admin()
+    assert events(client, admin, action="scan") == []
+
+
+def test_the_trail_is_for_admins_filtered_and_paginated(client, make_user, make_admin):
+    user = make_user()
+    admin = make_admin()
+    assert_error(client.get("/api/admin/audit"), 401)
+    assert_error(client.get("/api/admin/audit", headers=user.headers), 403)
+    assert_error(client.get("/api/admin/audit?outcome=maybe", headers=admin.headers), 400, "VALIDATION_ERROR")
+    assert_error(client.get("/api/admin/audit?since=yesterday", headers=admin.headers), 400, "VALIDATION_ERROR")
+
+    first = client.get("/api/admin/audit?per_page=2&page=1", headers=admin.headers).json
+    assert len(first["events"]) == 2
+    total = first["pagination"]["total_items"]
+    assert total >= 4  # two registrations, two sign-ins, the promotion
+    assert first["pagination"]["total_pages"] == -(-total // 2)
+    times = [e["created_at"] for e in first["events"]]
+    assert times == sorted(times, reverse=True)
+    # Reading the trail is itself an admin action on the trail.
+    assert events(client, admin, action="admin.read_audit", actor_id=admin.id)
+    assert events(client, admin, action="admin.set_role")[0]["target_id"] == admin.id
+
+
+def test_the_scheduler_prunes_events_past_their_retention(app, client, user, make_admin):
+    from datetime import timedelta
+
+    from scanner.audit.models import AuditEvent
+    from scanner.db_types import utcnow
+    from scanner.extensions import db
+    from scanner.system.tasks import prune_old_records
+
+    with app.app_context():
+        old = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "auth.register")).first()
+        old.created_at = utcnow() - timedelta(days=app.config["AUDIT_RETENTION_DAYS"] + 1)
+        old_id = old.id
+        db.session.commit()
+        counts = prune_old_records.run()
+        assert counts["audit_events"] == 1
+        assert db.session.get(AuditEvent, old_id) is None
+        assert db.session.scalars(db.select(AuditEvent)).first() is not None  # the rest stays
+        db.session.remove()
