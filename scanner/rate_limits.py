@@ -83,7 +83,9 @@ def _tightest(limits: list[RequestLimit], longest_window: int, shortest_window: 
 
 
 def add_rate_limit_headers(limiter: Limiter, response: Response) -> Response:
-    limits = limiter.current_limits
+    # The shared budget is checked before the view and a route's own limits in it; Flask-Limiter
+    # keeps only the last check's list, so the first one was put aside.
+    limits = list({lim.key: lim for lim in [*g.get("_budget_limits", []), *limiter.current_limits]}.values())
     if not limits:
         return response
     try:
@@ -97,4 +99,10 @@ def add_rate_limit_headers(limiter: Limiter, response: Response) -> Response:
 
 
 def init_rate_limit_headers(app: Flask, limiter: Limiter) -> None:
+    """Registered right after the limiter, so its before_request hook has run when ours does."""
+
+    @app.before_request
+    def keep_budget_limits() -> None:
+        g._budget_limits = list(limiter.current_limits)
+
     app.after_request(lambda response: add_rate_limit_headers(limiter, response))

@@ -58,7 +58,8 @@ def test_every_response_of_a_limited_route_carries_seed_002s_headers_and_no_retr
 
 
 def test_one_budget_across_routes_for_a_signed_in_user(client, user, budget):
-    budget(per_minute=5)
+    budget(per_minute=6)
+    assert remaining(client.get("/api/keys/", headers=user.headers)) == (5, 999)
     for _ in range(5):
         assert client.get("/api/auth/me", headers=user.headers).status_code == 200
     refused = client.get("/api/auth/me", headers=user.headers)
@@ -67,7 +68,7 @@ def test_one_budget_across_routes_for_a_signed_in_user(client, user, budget):
     assert refused.headers["Retry-After"] == str(error["details"]["retry_after"])
     assert remaining(refused)[0] == 0
 
-    # Another route spends the same budget: nothing left there either.
+    # Another route (one with a limit of its own, for other methods) spends the same budget.
     other = client.get("/api/keys/", headers=user.headers)
     assert_error(other, 429, "RATE_LIMIT_EXCEEDED")
     assert other.headers["X-RateLimit-Remaining-Minute"] == "0"
@@ -115,6 +116,7 @@ def test_uploads_have_a_stricter_limit_of_their_own(client, app, user, budget, m
         r = client.post("/api/files/upload", data={}, headers=user.headers)
         assert r.status_code == 400  # no file: refused, but counted
         assert r.headers["X-RateLimit-Limit-Minute"] == "2"
+        assert r.headers["X-RateLimit-Limit-Hour"] == "1000"  # the shared budget is still reported
     assert_error(client.post("/api/files/upload", data={}, headers=user.headers), 429, "RATE_LIMIT_EXCEEDED")
     # Reading files still has the shared budget.
     listed = client.get("/api/files/", headers=user.headers)
