@@ -116,3 +116,25 @@ def test_the_scheduler_prunes_events_past_their_retention(app, client, user, mak
         assert db.session.get(AuditEvent, old_id) is None
         assert db.session.scalars(db.select(AuditEvent)).first() is not None  # the rest stays
         db.session.remove()
+
+
+def test_uploads_deletes_scans_and_exports_are_recorded(client, user, add_key, make_admin):
+    from tests.scans.helpers import upload
+
+    add_key(user)
+    uploaded = upload(client, user, b"audited upload\n")
+    file_id, scan_id = uploaded["id"], uploaded["scan"]["scan_id"]
+    assert client.post(f"/api/scan/file/{file_id}/rescan", headers=user.headers).status_code == 202
+    assert client.get("/api/scan/results/export?format=csv", headers=user.headers).status_code == 200
+    assert client.delete(f"/api/files/{file_id}", headers=user.headers).status_code == 200
+    admin = make_admin()
+
+    (uploaded_event,) = events(client, admin, action="file.upload")
+    assert (uploaded_event["target_id"], uploaded_event["actor_id"]) == (file_id, user.id)
+    assert uploaded_event["details"]["scan_id"] == scan_id
+    (rescan,) = events(client, admin, action="scan.rescan")
+    assert rescan["target_type"] == "scan"
+    (export,) = events(client, admin, action="results.export")
+    assert export["details"]["format"] == "csv"
+    (deleted,) = events(client, admin, action="file.delete")
+    assert deleted["target_id"] == file_id
