@@ -2,6 +2,8 @@
 from tying up a whole process each."""
 
 import os
+import shutil
+from pathlib import Path
 
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -9,6 +11,26 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+# prometheus-client's multiprocess mode: each worker process writes its counters to files here and a
+# scrape of /metrics adds them up. Set before the app (and prometheus_client) is imported in a worker;
+# emptied when gunicorn starts (counters restart at zero, which Prometheus expects of a restart).
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("INSTANCE_DIR") or Path(__file__).resolve().parent / "instance") / "prometheus"),
+)
+
+
+def on_starting(server):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 # The app writes one access line per request itself, with its request id, route template, user and
 # duration (scanner/system/middleware.py); gunicorn's own lines share the app's format.
 accesslog = None

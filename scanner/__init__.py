@@ -56,8 +56,10 @@ def create_app(config: str | Config | None = None) -> Flask:
 
     init_middleware(app)
     from .providers.metrics import init_request_counting
+    from .system.prometheus import init_prometheus
 
     init_request_counting(app)
+    init_prometheus(app)
     from .api_keys.cli import register_cli as register_keys_cli
     from .auth.cli import register_cli as register_auth_cli
 

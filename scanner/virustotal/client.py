@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from prometheus_client import Counter
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# By endpoint family ("GET /files") and outcome ("ok" or VirusTotal's error code), so the label
+# set stays small; under gunicorn and Celery this is summed across processes (scanner/system/prometheus.py).
+VT_REQUESTS = Counter("scanner_virustotal_requests_total", "Requests to VirusTotal", ["endpoint", "outcome"])
 
 DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
 USER_AGENT = "scanner/1.0 (gzip)"
@@ -156,6 +161,7 @@ class VirusTotalClient:
             raise UnknownVTError(
                 "answer is not a JSON object", code="InvalidResponse", http_status=response.status_code
             )
+        VT_REQUESTS.labels(self._endpoint(method, url), "ok").inc()
         return body
 
     def _data(self, method: str, target: str, **kwargs: Any) -> Any:
@@ -235,6 +241,7 @@ class VirusTotalClient:
         failure); the task's context (scan or lookup id, request id) rides along. The key is in a
         header, never in the line; a one-time upload URL is a credential of its own and is not named."""
         path = url[len(self.base_url) :] if url.startswith(self.base_url) else "(upload URL)"
+        VT_REQUESTS.labels(self._endpoint(method, url), error.code).inc()
         log.log(
             logging.INFO if error.http_status == 404 else logging.WARNING,
             "VirusTotal %s %s failed: %s",
@@ -250,6 +257,11 @@ class VirusTotalClient:
             },
         )
         return error
+
+    def _endpoint(self, method: str, url: str) -> str:
+        if not url.startswith(self.base_url):
+            return f"{method} (upload URL)"
+        return f"{method} /{url[len(self.base_url) :].lstrip('/').split('/', 1)[0].split('?', 1)[0]}"
 
     def _redacted(self, error: VirusTotalError) -> VirusTotalError:
         """The error without the key: its text ends up in logs, `last_error` and scan or lookup

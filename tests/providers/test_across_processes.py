@@ -6,6 +6,8 @@ import json
 
 import requests
 
+from tests.system.test_prometheus import sample
+
 
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -26,6 +28,11 @@ def test_metrics_count_the_requests_of_every_web_process(start_web, make_admin, 
 
     metrics = requests.get(f"{server.url}/api/providers/metrics?hours=1", headers=admin.headers, timeout=10).json()
     assert metrics["requests_by_endpoint"]["/api/auth/me"] == sent
+
+    # Prometheus' view adds up both processes' counters too (multiprocess mode).
+    scraped = requests.get(f"{server.url}/metrics", timeout=10).text
+    route = {"route": "/api/auth/me", "method": "GET", "status": "200"}
+    assert sample(scraped, "scanner_http_requests_total", **route) == sent
 
 
 def test_every_line_is_json_and_the_access_line_has_the_request_id(start_web, user):

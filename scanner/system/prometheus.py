@@ -1,0 +1,124 @@
+"""GET /metrics in Prometheus' text format, for a scraper (not for people: that is /api/providers).
+
+Counters and histograms live in each process; under gunicorn (and any Celery worker given the same
+PROMETHEUS_MULTIPROC_DIR on the machine) prometheus-client's multiprocess mode adds up every
+process's files at scrape time. What the database or Redis already knows (scans, lookups and bulk
+jobs by state, open streams, queue depth) is read at scrape time, so every process reports the same.
+
+Only a scraper may read it: a bearer token equal to METRICS_TOKEN, or a client address in
+METRICS_ALLOWED_ADDRESSES (loopback by default).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter.util import get_remote_address
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+
+from ..db_types import utcnow
+from ..errors import Forbidden
+from ..extensions import db, limiter
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter("scanner_http_requests_total", "HTTP requests answered", ["route", "method", "status"])
+HTTP_LATENCY = Histogram(
+    "scanner_http_request_duration_seconds",
+    "Time to answer an HTTP request (up to the first byte of a streamed body)",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    return registry
+
+
+class StateCollector:
+    """Rows by state, read when scraped; a failure leaves these metrics out, not the scrape."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from ..lookups.models import BulkJob, Lookup, StreamSlot
+        from ..scans.models import Scan
+
+        try:
+            for name, model in (("scans", Scan), ("lookups", Lookup), ("bulk_jobs", BulkJob)):
+                family = GaugeMetricFamily(f"scanner_{name}", f"{name} by status", labels=["status"])
+                counts = db.session.execute(select(model.status, func.count()).group_by(model.status))
+                for status, count in counts:
+                    family.add_metric([status], count)
+                yield family
+            streams = db.session.scalar(select(func.count()).where(StreamSlot.expires_at > utcnow()))
+            yield GaugeMetricFamily("scanner_open_streams", "Event streams open now", value=streams)
+        except Exception:  # the database is away: the scrape still answers with the rest
+            log.warning("metrics: could not read row states", exc_info=True)
+            db.session.rollback()
+        depth = _queue_depth()
+        if depth is not None:
+            yield GaugeMetricFamily("scanner_queue_depth", "Tasks waiting in the Celery queue", value=depth)
+
+
+def _queue_depth() -> int | None:
+    broker = str(current_app.extensions["celery"].conf.broker_url)
+    if not broker.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return int(client.llen("celery"))
+        finally:
+            client.close()
+    except redis.RedisError:
+        log.warning("metrics: could not read the queue depth", exc_info=True)
+        return None
+
+
+def _allowed() -> bool:
+    token = current_app.config.get("METRICS_TOKEN")
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[len("Bearer ") :], token):
+        return True
+    return get_remote_address() in current_app.config["METRICS_ALLOWED_ADDRESSES"]
+
+
+def _observe(response: Response) -> Response:
+    route = request.url_rule.rule if request.url_rule else "(no route)"
+    started = g.get("started")
+    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    if started is not None:
+        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+    return response
+
+
+def init_prometheus(app: Flask) -> None:
+    app.after_request(_observe)
+
+    @limiter.exempt
+    def metrics() -> Response:
+        if not _allowed():
+            raise Forbidden("Metrics are for the scraper: send METRICS_TOKEN or call from an allowed address")
+        registry = _registry()
+        body = generate_latest(registry)
+        state = CollectorRegistry()
+        state.register(StateCollector())
+        return Response(body + generate_latest(state), content_type=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "prometheus_metrics", metrics, methods=["GET"])

@@ -1,0 +1,63 @@
+"""GET /metrics: Prometheus' text format, for the scraper only."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.auth.conftest import assert_error
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+def scrape(client, **kwargs) -> str:
+    r = client.get("/metrics", **kwargs)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.content_type.startswith("text/plain")
+    return r.get_data(as_text=True)
+
+
+def test_requests_are_counted_by_route_template_method_and_status(client, user):
+    route = {"route": "/api/files/<file_id>", "method": "GET", "status": "404"}
+    before = sample(scrape(client), "scanner_http_requests_total", **route)
+    for n in range(3):
+        client.get(f"/api/files/00000000-0000-0000-0000-00000000000{n}", headers=user.headers)
+    text = scrape(client)
+    assert sample(text, "scanner_http_requests_total", **route) == before + 3
+    assert sample(text, "scanner_http_request_duration_seconds_count", route=route["route"]) >= 3
+    assert "00000000-0000-0000-0000-000000000001" not in text
+
+
+def test_row_states_are_read_at_scrape_time(client, user):
+    client.post("/api/auth/register", json={})  # any request: the point is the scrape below
+    text = scrape(client)
+    assert sample(text, "scanner_open_streams") == 0
+    assert "scanner_scans" in text
+
+
+def test_only_the_scraper_may_read_it(client, app, monkeypatch):
+    elsewhere = {"REMOTE_ADDR": "198.51.100.4"}
+    assert_error(client.get("/metrics", environ_base=elsewhere), 403, "AUTHORIZATION_ERROR")
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "scrape-token-0123456789")
+    assert_error(client.get("/metrics", environ_base=elsewhere, headers={"Authorization": "Bearer wrong"}), 403)
+    scrape(client, environ_base=elsewhere, headers={"Authorization": "Bearer scrape-token-0123456789"})
+
+
+def test_virustotal_requests_by_endpoint_and_outcome(client, user, add_key, vt_emulator):
+    add_key(user)
+    text = scrape(client)
+    ok_before = sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="ok")
+    failed_before = sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="TransientError")
+    vt_emulator.set_faults(transient_next=1)
+    client.post("/api/check_ioc", json={"ioc": "metrics-one.org"}, headers=user.headers)
+    client.post("/api/check_ioc", json={"ioc": "metrics-two.org"}, headers=user.headers)
+    text = scrape(client)
+    failed = sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="TransientError")
+    assert failed == failed_before + 1
+    assert sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="ok") > ok_before
