@@ -1,13 +1,13 @@
 from marshmallow import Schema, fields, validate
 
-from ..audit.services import OUTCOMES
+from ..audit.services import ACTIONS, OUTCOMES
 from ..db_types import SQL_INT_MAX
 
 
 class AuditQueryArgsSchema(Schema):
     action = fields.String(
         validate=validate.Length(max=64),
-        metadata={"description": 'An action ("key.create") or a family ("key")'},
+        metadata={"description": 'An action or a family ("key" for every key.* action): ' + ", ".join(ACTIONS)},
     )
     actor_id = fields.UUID()
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))

@@ -55,6 +55,8 @@ def _values(
     details: dict[str, Any] | None,
     actor_name: str | None,
 ) -> dict[str, Any]:
+    if action not in ACTIONS or outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit action or outcome: {action} {outcome}")  # a name the filters would miss
     in_request = has_request_context()
     return {
         "id": new_uuid(),
