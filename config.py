@@ -228,9 +228,9 @@ class Config:
         self.PERF_PROCESS_RSS_BYTES = env_int("PERF_PROCESS_RSS_BYTES", 1024 * 1024 * 1024)
         # GET /metrics (Prometheus) answers a bearer token equal to METRICS_TOKEN, or these addresses.
         self.METRICS_TOKEN = env("METRICS_TOKEN")
-        self.METRICS_ALLOWED_ADDRESSES = [
-            a.strip() for a in env("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1").split(",")
-        ]
+        # "none": the token only (behind a proxy on the same machine every client looks like loopback).
+        allowed = env("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
+        self.METRICS_ALLOWED_ADDRESSES = [] if allowed == "none" else [a.strip() for a in allowed.split(",")]
         # Audit events older than this are pruned by the scheduler.
         self.AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
         # How many proxies in front of the web process to believe about the client's address
