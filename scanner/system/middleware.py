@@ -8,6 +8,8 @@ import uuid
 from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .docs import DOCS_CSP
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 SECURITY_HEADERS = {
@@ -17,13 +19,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 }
-# Swagger UI needs its scripts and styles; every other response is data and needs nothing.
+# Swagger UI needs its scripts and styles (system/docs.py); every other response is data and needs nothing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
-    "frame-ancestors 'none'"
-)
 
 
 def init_middleware(app: Flask) -> None:
