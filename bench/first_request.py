@@ -42,12 +42,23 @@ def first_requests(checkout: Path) -> dict[str, float]:
         "VT_API_URL": "http://127.0.0.1:9/api/v3",
     }
     log = open(workdir / "bench.log", "w")  # noqa: SIM115  closed below
-    subprocess.run([str(bin_dir / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=checkout, env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [str(bin_dir / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=checkout,
+        env=env,
+        check=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     api = f"http://127.0.0.1:{port}/api"
     started = time.monotonic()
     proc = subprocess.Popen(
         [str(bin_dir / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"],
-        cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=checkout,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     figures: dict[str, float] = {}
     try:
@@ -65,7 +76,9 @@ def first_requests(checkout: Path) -> dict[str, float]:
         requests.post(f"{api}/auth/register", json=creds, timeout=60).raise_for_status()
         figures["first register (s)"] = time.monotonic() - t
         t = time.monotonic()
-        login = requests.post(f"{api}/auth/login", json={"username": "bench", "password": creds["password"]}, timeout=60)
+        login = requests.post(
+            f"{api}/auth/login", json={"username": "bench", "password": creds["password"]}, timeout=60
+        )
         login.raise_for_status()
         figures["first login (s)"] = time.monotonic() - t
         auth = {"Authorization": f"Bearer {login.json()['access_token']}"}

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scanner.virustotal.emulator import EICAR
-from tests.files.samples import PE, ZIP
 from tests.files.helpers import (
     BOUNDARY,
     FILE_FIELDS,
@@ -25,6 +24,7 @@ from tests.files.helpers import (
     unique_text,
     upload,
 )
+from tests.files.samples import PE, ZIP
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = (
