@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from flask import Response, stream_with_context
 
+from ..jsonable import json_default
 from .pdf import render_pdf
 from .schemas import ScanExportSchema, ScanHistoryExportItemSchema
 
@@ -114,7 +115,7 @@ def history_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 def history_json(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:
     """`{...meta, "scans": [...]}`, written a scan at a time."""
-    head = json.dumps({**meta, "scans": []}, default=str)
+    head = json.dumps({**meta, "scans": []}, default=json_default)
     yield head[: -len("[]}")] + "["
     schema = ScanHistoryExportItemSchema()
     for i, row in enumerate(rows):
