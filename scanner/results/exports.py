@@ -16,7 +16,6 @@ from urllib.parse import quote
 from flask import Response, stream_with_context
 
 from ..jsonable import json_default
-from .pdf import render_pdf
 from .schemas import ScanExportSchema, ScanHistoryExportItemSchema
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -104,6 +103,10 @@ def report_csv(report: dict[str, Any]) -> bytes:
 
 
 def report_pdf(report: dict[str, Any], generated_at: datetime) -> bytes:
+    # reportlab is a tenth of the import time of every web, worker and beat process; only a
+    # PDF export needs it.
+    from .pdf import render_pdf
+
     return render_pdf(report, generated_at)
 
 
