@@ -40,6 +40,7 @@ Register, sign in, add that key and scan the EICAR test file (paste into another
   SCAN=$(curl -s -X POST $API/files/upload -H "Authorization: Bearer $TOKEN" -F file=@eicar.com \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["scan"]["scan_id"])')
   curl -s $API/scan/$SCAN/status -H "Authorization: Bearer $TOKEN"
+  # once the status says completed (about 20 s: the key's quota is paced like a public key's):
   curl -s -o report.pdf "$API/scan/$SCAN/export?format=pdf" -H "Authorization: Bearer $TOKEN"
 
 In Swagger UI, "Authorize" signs in with the same username and password.
@@ -47,13 +48,20 @@ Data and logs: {workdir}. Press Ctrl+C to stop everything.
 """
 
 
+def wait_for_stop() -> None:
+    """Until Ctrl+C or SIGTERM, which are awaited rather than raised so the stack stops in order.
+    Blocked only now: children inherit the signal mask, and must still hear their own SIGTERM."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)  # a job started in the background ignores SIGINT
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.sigwait(STOP_SIGNALS)
+
+
 def main() -> int:
     workdir = Path(os.environ.get("TRY_INSTANCE_DIR", ROOT / "instance" / "try"))
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     web_port = int(os.environ.get("PORT", "8000"))
     vt_port = int(os.environ.get("VT_EMULATOR_PORT", "0")) or free_port()
-    # Ctrl+C is awaited, not raised: the stack is then stopped in order.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     print(f"Starting the VirusTotal emulator and the service on http://127.0.0.1:{web_port} ...", flush=True)
     emulator_args = ["--key", EMULATOR_KEY, "--queued-seconds", "2", "--progress-seconds", "3", "--quiet"]
     with (
@@ -61,7 +69,7 @@ def main() -> int:
         Stack(workdir, log, web_port=web_port, vt_port=vt_port, emulator_args=emulator_args) as stack,
     ):
         print(instructions(stack.web_url, stack.vt_url, workdir), flush=True)
-        signal.sigwait(STOP_SIGNALS)
+        wait_for_stop()
     print("Stopped.")
     return 0
 
