@@ -123,7 +123,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo += [item for item in wrapped if isinstance(item, BaseException)]
 
 
-def connection_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> VTConnectionError:
+def _connection_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> VTConnectionError:
     """The typed error for a transport failure, its reason in words, whether it reached VirusTotal."""
     parts = urlsplit(url)
     host = parts.hostname or "VirusTotal"
@@ -191,12 +191,12 @@ class VirusTotalClient:
                 method, url, data=data, headers=request_headers, timeout=self.timeout, allow_redirects=False
             )
         except _TRANSPORT_ERRORS as exc:
-            error = connection_error(exc, url, self.timeout)
+            error = _connection_error(exc, url, self.timeout)
             # The library's text (hosts, pools, errno) is for the operator, not for API answers.
             detail = str(exc).replace(urlsplit(url).query, "[query]") if urlsplit(url).query else str(exc)
             log.warning("VirusTotal %s %s: %s (%s: %s)", method, _path_of(url), error, type(exc).__name__, detail)
             if refund is not None and not error.reached:
-                refund()
+                self._refund(refund)
             raise error from exc
         if not 200 <= response.status_code < 300:
             raise self._redacted(error_from_response(response.status_code, response.content))
@@ -283,6 +283,15 @@ class VirusTotalClient:
         except InvalidKeyError:
             return False
         return True
+
+    @staticmethod
+    def _refund(refund: Refund) -> None:
+        # The connection error is what the caller must hear; a budget that keeps a token it
+        # could have had back only paces the next call a little more.
+        try:
+            refund()
+        except Exception:
+            log.warning("could not give back the quota token of a request that never left", exc_info=True)
 
     def _redacted(self, error: VirusTotalError) -> VirusTotalError:
         """The error without the key: its text ends up in logs, `last_error` and scan or lookup
