@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-services bench lint format demo migrate clean
+.PHONY: run try test test-services bench lint format demo migrate clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -19,8 +19,13 @@ migrate: install
 	$(BIN)/flask --app wsgi db upgrade
 
 run: migrate
+	@echo "Starting web, worker and beat; the API documentation will be at http://127.0.0.1:$(PORT)/api/docs"
 	# The Procfile names gunicorn and celery bare, as a platform's PATH has them: put ours first.
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile web worker beat
+
+# The service with the VirusTotal emulator as its VirusTotal: try it with no key and no internet.
+try: install
+	$(BIN)/python scripts/try.py
 
 test: install
 	$(BIN)/pytest

@@ -143,6 +143,9 @@ class Config:
         self.SCAN_RETRY_MAX_SECONDS = env_float("SCAN_RETRY_MAX_SECONDS", 300.0)
         self.SCAN_SWEEP_SECONDS = env_float("SCAN_SWEEP_SECONDS", 60.0)
         self.SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 8)
+        # With no connection to VirusTotal at all, pauses between attempts stay this short, so a scan
+        # or lookup fails within minutes (about 2.5 with the defaults) instead of ten.
+        self.VT_UNREACHABLE_RETRY_MAX_SECONDS = env_float("VT_UNREACHABLE_RETRY_MAX_SECONDS", 30.0)
         # How long a task owns a scan before another may pick it up (the sweep, after a crash).
         self.SCAN_LEASE_SECONDS = env_float("SCAN_LEASE_SECONDS", 120.0)
         self.SCAN_STUCK_GRACE_SECONDS = env_float("SCAN_STUCK_GRACE_SECONDS", 120.0)
@@ -200,8 +203,6 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        self.OPENAPI_SWAGGER_UI_PATH = "/docs"
-        self.OPENAPI_SWAGGER_UI_URL = env("SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
         self.API_SPEC_OPTIONS = {
             "components": {
                 "securitySchemes": {

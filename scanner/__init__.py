@@ -99,6 +99,9 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(providers_blp)
     api.register_blueprint(admin_blp)
+    from .system.docs import blp as docs_blp
+
+    app.register_blueprint(docs_blp)
     from .lookups.routes import blueprints as lookup_blueprints
 
     for blp in lookup_blueprints:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -154,6 +154,19 @@ def _validation_message(messages: dict) -> str:
     return "; ".join(parts) or "The request is invalid"
 
 
+def _not_json_message(messages: dict) -> str | None:
+    """What to say when a JSON body was expected and a form or text came: every field is
+    "missing", though the client sent them in another shape."""
+    fields = messages.get("json")
+    if request.is_json or not isinstance(fields, dict) or not fields:
+        return None
+    names = [name for name in fields if not name.startswith("_")]
+    wanted = (
+        f" with {', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else f" with {names[0]}" if names else ""
+    )
+    return f"Send a JSON body (Content-Type: application/json){wanted}"
+
+
 def http_error_response(error: HTTPException):
     if isinstance(error.response, Response):  # already an envelope (the rate limiter's 429)
         return error.response
@@ -163,7 +176,8 @@ def http_error_response(error: HTTPException):
     if status == 422 or (status == 400 and "messages" in data):
         # webargs reports schema failures as 422; the API contract answers invalid input with 400.
         messages = data.get("messages", {})
-        return envelope(400, "VALIDATION_ERROR", _validation_message(messages), error_type(400), messages, headers)
+        message = _not_json_message(messages) or _validation_message(messages)
+        return envelope(400, "VALIDATION_ERROR", message, error_type(400), messages, headers)
     if status == 429:
         message = f"Rate limit exceeded: {error.description}"
         return envelope(429, "RATE_LIMIT_EXCEEDED", message, error_type(429), {}, headers)

@@ -7,27 +7,18 @@ temporary folder, talks to them over HTTP, prints every step, and stops what it 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from stack import Stack, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+FINISHED = ("completed", "failed", "not_found")
 
 
 def step(title: str, response: requests.Response | None = None, show: object = None) -> None:
@@ -39,70 +30,69 @@ def step(title: str, response: requests.Response | None = None, show: object = N
         print("   " + text.replace("\n", "\n   ")[:2500])
 
 
-def wait_until(check, what: str, limit: float = 60) -> None:
+def seconds_until(moment: str | None) -> int:
+    if not moment:
+        return 0
+    return max(0, round((datetime.fromisoformat(moment) - datetime.now(UTC)).total_seconds()))
+
+
+def describe(status: dict, per_minute: int) -> str:
+    """One line on where the scan is, and for a wait, why and for how long."""
+    stage, left = status["stage"], seconds_until(status.get("next_check_at"))
+    if stage == "waiting_for_quota":
+        return (
+            f"waiting for VirusTotal quota: the key allows {per_minute} requests a minute and they are spent; "
+            f"next request in {left} s"
+        )
+    if stage == "waiting_for_analysis":
+        return "VirusTotal is analysing the file"
+    if status.get("error"):
+        return f"{stage}: {status['error']}"
+    known = {
+        "queued": "queued for a worker",
+        "looking_up": "asking VirusTotal whether it knows the file",
+        "uploading": "uploading the file",
+    }
+    return known.get(stage, f"status={status['status']} stage={stage}")
+
+
+def follow(api: str, auth: dict[str, str], scan_id: str, per_minute: int, limit: float = 180) -> dict:
+    """Print the scan's progress when it changes (and every 10 s of a long wait) until it ends."""
+    status: dict = {}
+    shown, shown_at = "", 0.0
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"gave up waiting for {what}")
+        status = requests.get(f"{api}/scan/{scan_id}/status", headers=auth, timeout=10).json()
+        if status["status"] in FINISHED:
+            break
+        line = describe(status, per_minute)
+        same_wait = line.split(";")[0] == shown.split(";")[0]
+        if not same_wait or time.monotonic() - shown_at >= 10:
+            print(f"   {line}")
+            shown, shown_at = line, time.monotonic()
+        time.sleep(1)
+    print(f"   status={status['status']} detection_ratio={status.get('detection_ratio')}")
+    return status
 
 
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="scanner-demo-"))
     vt_port, web_port = free_port(), free_port()
-    vt_url = f"http://127.0.0.1:{vt_port}"
+    per_minute = 4
     env = {
-        **os.environ,
-        # The Procfile names gunicorn and celery bare, as a platform's PATH has them.
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "INSTANCE_DIR": str(workdir),
-        "VT_API_URL": f"{vt_url}/api/v3",
-        "PORT": str(web_port),
         "SCAN_POLL_INTERVALS": "1,2,4",
         "BROKER_POLL_SECONDS": "0.2",
         "WORKER_HEARTBEAT_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
     }
-    logs = open(workdir / "demo.log", "w")  # noqa: SIM115  closed at the end
-    procs: list[subprocess.Popen] = []
-
-    def start(args: list[str]) -> None:
-        procs.append(
-            subprocess.Popen(args, cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
-        )
-
-    try:
-        step(f"Starting the VirusTotal emulator on {vt_url} and the service on port {web_port}")
-        print(f"   logs: {workdir}/demo.log")
-        start(
-            [
-                str(BIN / "python"),
-                "-m",
-                "scanner.virustotal.emulator",
-                "--port",
-                str(vt_port),
-                "--queued-seconds",
-                "2",
-                "--progress-seconds",
-                "3",
-            ]
-        )
-        subprocess.run(
-            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=logs,
-            stderr=subprocess.STDOUT,
-        )
-        start([str(BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"])
-        api = f"http://127.0.0.1:{web_port}/api"
-        wait_until(lambda: requests.get(f"{vt_url}/_emulator/counts", timeout=2).ok, "the emulator")
-        wait_until(lambda: requests.get(f"{api}/health/ready", timeout=5).status_code == 200, "the service", 90)
+    emulator_args = ["--queued-seconds", "2", "--progress-seconds", "3"]
+    step(f"Starting the VirusTotal emulator on port {vt_port} and the service on port {web_port}")
+    print(f"   logs: {workdir}/demo.log")
+    with (
+        open(workdir / "demo.log", "w") as logs,
+        Stack(workdir, logs, web_port=web_port, vt_port=vt_port, emulator_args=emulator_args, env=env) as stack,
+    ):
+        api, vt_url = stack.api, stack.vt_url
         r = requests.get(f"{api}/health/ready", timeout=5)
         step(
             "The service is ready: database, cache, broker and a worker all answer",
@@ -118,7 +108,8 @@ def main() -> int:
         auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
         vt_key = secrets.token_hex(32)
-        requests.post(f"{vt_url}/_emulator/keys", json={"key": vt_key, "per_minute": 4, "per_day": 500}, timeout=5)
+        emulated = {"key": vt_key, "per_minute": per_minute, "per_day": 500}
+        requests.post(f"{vt_url}/_emulator/keys", json=emulated, timeout=5)
         r = requests.post(
             f"{api}/keys/", json={"name": "My VirusTotal key", "key_value": vt_key}, headers=auth, timeout=10
         )
@@ -129,14 +120,8 @@ def main() -> int:
         scan_id = r.json()["scan"]["scan_id"]
 
         print("\n== Waiting for VirusTotal's verdict (hash lookup first, upload only because it is unknown)")
-        status: dict = {}
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            status = requests.get(f"{api}/scan/{scan_id}/status", headers=auth, timeout=10).json()
-            print(f"   status={status['status']:<10} stage={status['stage']}")
-            if status["status"] in ("completed", "failed", "not_found"):
-                break
-            time.sleep(1.5)
+        print(f"   a public VirusTotal key allows {per_minute} requests a minute: the service paces itself to that")
+        follow(api, auth, scan_id, per_minute)
         r = requests.get(f"{api}/scan/{scan_id}/results", headers=auth, timeout=10)
         if r.ok:
             body = r.json()
@@ -163,18 +148,8 @@ def main() -> int:
 
         counts = requests.get(f"{vt_url}/_emulator/counts", params={"key": vt_key}, timeout=5).json()
         step("What VirusTotal was asked, in all", None, counts)
-        return 0
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        logs.close()
-        print(f"\nStopped everything the demo started. Reports and logs are in {workdir}")
+    print(f"\nStopped everything the demo started. Reports and logs are in {workdir}")
+    return 0
 
 
 if __name__ == "__main__":

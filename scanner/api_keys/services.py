@@ -23,7 +23,7 @@ from ..errors import Conflict, NotFound, ProviderError, QuotaExhausted, Validati
 from ..extensions import db
 from ..ids import parse_uuid
 from ..virustotal import gateway, quota
-from ..virustotal.errors import RateLimitedError, VirusTotalError
+from ..virustotal.errors import RateLimitedError, VirusTotalError, VTConnectionError
 from . import crypto
 from .models import ApiKey
 
@@ -150,7 +150,7 @@ def _set_value(key: ApiKey, value: str, per_minute: int, per_day: int) -> None:
 
 
 def _check(value: str, budget: quota.Budget) -> Check:
-    wait = quota.try_acquire(budget)
+    wait, grant = quota.take(budget)
     if wait > 0:
         return Check(None, "Not verified: the key's VirusTotal quota is in use right now", retry_after=wait)
     try:
@@ -159,10 +159,13 @@ def _check(value: str, budget: quota.Budget) -> Check:
         # VirusTotal checks the key before its quota: a 429 means the key is known.
         quota.mark_exhausted(budget, "minute")
         return Check(True, "API key is valid (its VirusTotal quota is used up for now)")
+    except VTConnectionError as exc:
+        if not exc.reached:  # VirusTotal counted nothing
+            quota.give_back(budget, grant)
+        return Check(None, f"Not verified: {exc}")
     except VirusTotalError as exc:
         log.warning("could not check an API key with VirusTotal: %s", exc)
-        trouble = "could not be reached" if exc.http_status is None else "could not check it"
-        return Check(None, f"Not verified: VirusTotal {trouble} ({exc.code})")
+        return Check(None, f"Not verified: VirusTotal could not check it ({exc.code})")
     if not valid:
         return Check(False, "VirusTotal rejected this API key")
     return Check(True, "API key is valid")

@@ -9,11 +9,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import magic
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from ..errors import PayloadTooLarge, ValidationFailed
+from .sniff import mime_type
 from .storage import BlobStore
 
 CHUNK = 256 * 1024
@@ -67,8 +67,7 @@ class _FilePart:
         if self.size == 0:
             raise ValidationFailed("The file is empty")
         md5, sha1, sha256 = (h.hexdigest() for h in self.hashes)
-        mime = magic.from_buffer(self.head, mime=True) or "application/octet-stream"
-        return ReceivedFile(self.filename, self.size, md5, sha1, sha256, mime, self.temp_path, fields)
+        return ReceivedFile(self.filename, self.size, md5, sha1, sha256, mime_type(self.head), self.temp_path, fields)
 
     def abort(self) -> None:
         self.out.close()

@@ -9,7 +9,6 @@ its steps can run twice at the cost of at most one repeated request.
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from flask import current_app
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import AppError, NoActiveApiKey, QuotaExhausted
+from ..virustotal import retries
 from ..virustotal.errors import VirusTotalError
 from . import answers, scoring
 from .indicators import Indicator
@@ -152,7 +152,6 @@ def _retry_or_fail(row: IndicatorWork, exc: VirusTotalError) -> float | None:
         return None
     if not row.vt_analysis_id:
         _pending(row, "retrying", "error")
-    row.error = f"retrying after: {exc}"
-    backoff = min(_cfg("LOOKUP_RETRY_MAX_SECONDS"), _cfg("LOOKUP_RETRY_BASE_SECONDS") * 2 ** (row.attempts - 1))
-    # Jitter spreads the retries of many rows that failed together.
-    return backoff * random.uniform(0.5, 1.0)
+    limits = _cfg("LOOKUP_MAX_ATTEMPTS"), _cfg("LOOKUP_RETRY_BASE_SECONDS"), _cfg("LOOKUP_RETRY_MAX_SECONDS")
+    delay, row.error = retries.retry(exc, row.attempts, *limits)
+    return delay

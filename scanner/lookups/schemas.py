@@ -186,7 +186,7 @@ class ProviderSchema(Schema):
     undetected_count = fields.Integer(allow_none=True)
     evidence = fields.List(fields.Nested(EvidenceSchema), metadata={"description": "Engines flagging it (20 at most)"})
     context = fields.Dict(metadata={"description": "Type-specific attributes: ASN and country, registrar, file type"})
-    last_analysis_date = fields.Integer(allow_none=True, metadata={"description": "Unix seconds, VirusTotal's"})
+    last_analysis_date = fields.DateTime(allow_none=True, metadata={"description": "When VirusTotal last analysed it"})
     permalink = fields.String(allow_none=True)
     error = fields.String(allow_none=True)
     raw = fields.Dict(metadata={"description": "VirusTotal's object, with show_raw"})

@@ -26,6 +26,7 @@ from .. import events
 from ..db_types import new_uuid, utcnow
 from ..errors import RateLimited
 from ..extensions import db
+from ..jsonable import json_default
 from ..results.report import FINISHED, scan_verdict
 from ..scans.models import Scan
 from . import bulk, services, views
@@ -39,7 +40,7 @@ RECONNECT_MS = 3000
 
 def sse(event: str, data: Any) -> str:
     """One event; `data` as JSON on a single line."""
-    return f"event: {event}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+    return f"event: {event}\ndata: {json.dumps(data, default=json_default, separators=(',', ':'))}\n\n"
 
 
 def open_slot(user_id: uuid.UUID) -> uuid.UUID:

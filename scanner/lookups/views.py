@@ -6,10 +6,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..db_types import utcnow
+from ..jsonable import json_default
 from ..results.exports import spreadsheet_safe
 from . import engine
 from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
@@ -41,13 +42,18 @@ def provider_entry(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[st
         "undetected_count": lookup.undetected_count,
         "evidence": details.get("evidence") or [],
         "context": details.get("context") or {},
-        "last_analysis_date": details.get("last_analysis_date"),
+        "last_analysis_date": _epoch(details.get("last_analysis_date")),
         "permalink": details.get("permalink"),
         "error": lookup.error,
     }
     if raw is not None:
         entry["raw"] = raw
     return entry
+
+
+def _epoch(seconds: int | None) -> datetime | None:
+    """VirusTotal's dates are Unix seconds; the API's are ISO 8601."""
+    return datetime.fromtimestamp(int(seconds), UTC) if seconds else None
 
 
 def summary(row: IndicatorWork) -> dict[str, Any]:
@@ -211,7 +217,7 @@ def export_csv(items: Iterable[BulkItem]) -> Iterator[str]:
 
 def export_json(job: dict[str, Any], items: Iterable[BulkItem]) -> Iterator[str]:
     """`{"job": {...}, "results": [...]}`, written an item at a time."""
-    yield '{"job":' + json.dumps(job, default=str) + ',"results":['
+    yield '{"job":' + json.dumps(job, default=json_default) + ',"results":['
     for i, item in enumerate(items):
-        yield ("," if i else "") + json.dumps(item_view(item), default=str)
+        yield ("," if i else "") + json.dumps(item_view(item), default=json_default)
     yield "]}"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from flask import Response, stream_with_context
 
-from .pdf import render_pdf
+from ..jsonable import json_default
 from .schemas import ScanExportSchema, ScanHistoryExportItemSchema
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -103,6 +103,10 @@ def report_csv(report: dict[str, Any]) -> bytes:
 
 
 def report_pdf(report: dict[str, Any], generated_at: datetime) -> bytes:
+    # reportlab is a tenth of the import time of every web, worker and beat process; only a
+    # PDF export needs it.
+    from .pdf import render_pdf
+
     return render_pdf(report, generated_at)
 
 
@@ -114,7 +118,7 @@ def history_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 def history_json(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:
     """`{...meta, "scans": [...]}`, written a scan at a time."""
-    head = json.dumps({**meta, "scans": []}, default=str)
+    head = json.dumps({**meta, "scans": []}, default=json_default)
     yield head[: -len("[]}")] + "["
     schema = ScanHistoryExportItemSchema()
     for i, row in enumerate(rows):

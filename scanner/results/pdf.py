@@ -47,6 +47,7 @@ GRID = colors.HexColor("#CFD8DC")
 HEADER_FILL = colors.HexColor("#ECEFF1")
 MARGIN = 18 * mm
 DETECTIONS_ON_SUMMARY = 12
+CELL_PADDING = 6  # reportlab's default left and right padding in a table cell
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # DejaVu covers Latin, Greek and Cyrillic file names; reportlab's own Vera (its ancestor) is the
@@ -114,14 +115,24 @@ def human_size(size: int | None) -> str:
     return exact if unit == "bytes" else f"{amount:.1f} {unit} ({exact})"
 
 
+# What the banner says for a scan that ended without verdicts; its words, never a stage name.
+OUTCOMES = {
+    "failed": ("FAILED", "The scan failed"),
+    "not_found": ("NOT FOUND", "VirusTotal does not know this file and it was not uploaded"),
+}
+
+
+def _verdict_word(report: dict[str, Any]) -> str:
+    if report["status"] == "completed":
+        return report["verdict"].upper()
+    return OUTCOMES.get(report["status"], ("NOT FINISHED", ""))[0]
+
+
 def _verdict_note(report: dict[str, Any]) -> str:
     summary = report["summary"]
     if report["status"] != "completed":
-        reason = f": {report['error']}" if report.get("error") else ""
-        return {
-            "failed": f"The scan failed{reason}",
-            "not_found": "VirusTotal does not know this file and it was not uploaded",
-        }.get(report["status"], f"The scan is not finished yet ({report['stage']})")
+        note = OUTCOMES.get(report["status"], ("", "The scan is not finished yet"))[1]
+        return f"{note}: {report['error']}" if report["status"] == "failed" and report.get("error") else note
     judged = sum(summary[c] or 0 for c in ("malicious", "suspicious", "undetected", "harmless"))
     if report["verdict"] == "unknown":
         return "No engine gave a verdict"
@@ -132,7 +143,7 @@ def _verdict_note(report: dict[str, Any]) -> str:
 
 def _verdict_banner(report: dict[str, Any]) -> Table:
     banner = Table(
-        [[Paragraph(_text(report["verdict"].upper()), STYLES["verdict"]), _p(_verdict_note(report), "verdict_note")]],
+        [[Paragraph(_text(_verdict_word(report)), STYLES["verdict"]), _p(_verdict_note(report), "verdict_note")]],
         colWidths=["40%", "60%"],
     )
     banner.setStyle(
@@ -210,6 +221,12 @@ def category_chart(summary: dict[str, Any], width: float) -> Drawing:
     return drawing
 
 
+def _fitted(texts: list[str], style: str = "cell") -> float:
+    """The width a column needs to show the longest of `texts` on one line."""
+    font = STYLES[style]
+    return max(pdfmetrics.stringWidth(text, font.fontName, font.fontSize) for text in texts) + 2 * CELL_PADDING + 1
+
+
 def _engine_table(engines: list[dict[str, Any]], columns: list[tuple[str, str, float]]) -> Table:
     header = [_p(title, "cell_bold") for title, _, _ in columns]
     body = [[_p(engine.get(key), "cell") for _, key, _ in columns] for engine in engines]
@@ -274,6 +291,7 @@ def render_pdf(report: dict[str, Any], generated_at: datetime) -> bytes:
     width = doc.width
     engines = by_severity(report["results"])
     detections = [e for e in engines if e["category"] in ("malicious", "suspicious")]
+    category_width = _fitted(list(SEVERITY))
 
     story: list[Any] = [
         Paragraph("File scan report", STYLES["title"]),
@@ -287,18 +305,20 @@ def render_pdf(report: dict[str, Any], generated_at: datetime) -> bytes:
     ]
     if detections:
         shown = detections[:DETECTIONS_ON_SUMMARY]
-        columns = [("Engine", "engine_name", width * 0.3), ("Category", "category", width * 0.2)]
-        columns.append(("Result", "result", width * 0.5))
+        columns = [("Engine", "engine_name", width * 0.3), ("Category", "category", category_width)]
+        columns.append(("Result", "result", width * 0.7 - category_width))
         story += [Paragraph(f"Detections ({len(detections)})", STYLES["h2"]), _engine_table(shown, columns)]
         if len(detections) > len(shown):
             story.append(_p(f"and {len(detections) - len(shown)} more in the full table", "note"))
     if engines:
+        # Categories and dates never wrap: their columns are as wide as their longest value.
+        updated_width = _fitted(["Updated", "0000-00-00"])
         columns = [
             ("Engine", "engine_name", width * 0.22),
             ("Version", "engine_version", width * 0.17),
-            ("Signatures", "update_date", width * 0.13),
-            ("Category", "category", width * 0.16),
-            ("Result", "result", width * 0.32),
+            ("Updated", "update_date", updated_width),
+            ("Category", "category", category_width),
+            ("Result", "result", width * 0.61 - updated_width - category_width),
         ]
         story += [
             PageBreak(),

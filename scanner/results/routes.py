@@ -98,10 +98,15 @@ class ScanExport(MethodView):
     decorators = [login_required]
 
     @blp.arguments(ScanExportArgsSchema, location="query", unknown=RAISE)
-    @blp.doc(responses={"200": {"description": "The report as a file download", "content": DOWNLOAD_RESPONSES}})
+    @blp.doc(
+        responses={
+            "200": {"description": "The report as a file download", "content": DOWNLOAD_RESPONSES},
+            "409": {"description": "The scan is not finished yet (SCAN_NOT_FINISHED): nothing to hand on"},
+        }
+    )
     def get(self, args: dict, scan_id: str):
         """Download a scan's report as JSON, CSV (one row per engine) or PDF"""
-        report = services.scan_report_for(current_user(), scan_id)
+        report = services.finished_report_for(current_user(), scan_id)
         fmt, now = args["format"], utcnow()
         if fmt == "json":
             body = exports.report_json(report, now)

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from ..auth.access import owned_or_404
 from ..auth.models import User
-from ..errors import Forbidden, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..files.models import File
 from ..ids import parse_uuid
@@ -254,6 +254,19 @@ def file_scans(viewer: User, file_id: str) -> list[dict[str, Any]]:
 def _load_report(viewer: User, scan_id: uuid.UUID) -> dict[str, Any]:
     scan = owned_or_404(db.session.get(Scan, scan_id), viewer, "Scan not found")
     return scan_report(scan, list(scan.results))
+
+
+def finished_report_for(viewer: User, scan_id: str) -> dict[str, Any]:
+    """The report to export: a finished scan's only, since an export is handed on as the answer."""
+    report = scan_report_for(viewer, scan_id)
+    if report["status"] not in FINISHED:
+        raise Conflict(
+            f"The scan is not finished (status: {report['status']}): export it once its status is "
+            "completed, failed or not_found",
+            code="SCAN_NOT_FINISHED",
+            details={"status": report["status"]},
+        )
+    return report
 
 
 def scan_report_for(viewer: User, scan_id: str) -> dict[str, Any]:

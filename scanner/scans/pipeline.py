@@ -8,7 +8,6 @@ store before the next call is made.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.storage import blob_store
-from ..virustotal import gateway
+from ..virustotal import gateway, retries
 from ..virustotal.errors import NotFoundError, VirusTotalError
 from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
@@ -109,10 +108,9 @@ def _retry_or_fail(scan: Scan, exc: VirusTotalError) -> float | None:
     scan.attempts += 1
     if scan.attempts >= _cfg("SCAN_MAX_ATTEMPTS"):
         return _fail(scan, f"VirusTotal kept failing ({scan.attempts} attempts), last: {exc}")
-    scan.error = f"retrying after: {exc}"
-    backoff = min(_cfg("SCAN_RETRY_MAX_SECONDS"), _cfg("SCAN_RETRY_BASE_SECONDS") * 2 ** (scan.attempts - 1))
-    # Jitter spreads the retries of many scans that failed together.
-    return backoff * random.uniform(0.5, 1.0)
+    limits = _cfg("SCAN_MAX_ATTEMPTS"), _cfg("SCAN_RETRY_BASE_SECONDS"), _cfg("SCAN_RETRY_MAX_SECONDS")
+    delay, scan.error = retries.retry(exc, scan.attempts, *limits)
+    return delay
 
 
 def _fail(scan: Scan, reason: str) -> None:

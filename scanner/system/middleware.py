@@ -13,6 +13,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import logs
 from ..rate_limits import request_identity
 
+from .docs import DOCS_CSP
+
 access_log = logging.getLogger("scanner.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,13 +27,8 @@ SECURITY_HEADERS = {
 }
 # Only when the request came over HTTPS, directly or through a trusted proxy (TRUSTED_PROXIES).
 HSTS = "max-age=31536000; includeSubDomains"
-# Swagger UI needs its scripts and styles; every other response is data and needs nothing.
+# Swagger UI needs its scripts and styles (system/docs.py); every other response is data and needs nothing.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
-    "frame-ancestors 'none'"
-)
 
 
 def init_middleware(app: Flask) -> None:

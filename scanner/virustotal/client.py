@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from prometheus_client import Counter
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from .errors import (
     FileTooLargeError,
@@ -107,6 +109,52 @@ _TRANSPORT_ERRORS = (
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+# A token's refund: what `acquire` may return, called when the request never reached VirusTotal.
+Refund = Callable[[], None]
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps: requests hides urllib3's error in args, urllib3 its
+    cause in `reason`."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        todo += [item for item in wrapped if isinstance(item, BaseException)]
+
+
+def _connection_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> VTConnectionError:
+    """The typed error for a transport failure, its reason in words, whether it reached VirusTotal."""
+    parts = urlsplit(url)
+    host = parts.hostname or "VirusTotal"
+    address = f"{host}:{parts.port}" if parts.port else host
+    causes = list(_causes(exc))
+
+    def found(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(cause, kinds) for cause in causes)
+
+    if found(NameResolutionError):
+        return VTConnectionError(f"name resolution failed for {host}", reached=False)
+    if found(requests.exceptions.ConnectTimeout):
+        return VTConnectionError(f"no connection to {address} within {timeout[0]:g} s", reached=False)
+    if found(ssl.SSLCertVerificationError):
+        return VTConnectionError(f"the certificate of {host} could not be verified", reached=False)
+    if found(requests.exceptions.SSLError):
+        return VTConnectionError(f"the secure connection to {host} failed", reached=False)
+    if found(requests.exceptions.ProxyError):
+        return VTConnectionError("the proxy could not be reached", reached=False)
+    if found(ConnectionRefusedError):
+        return VTConnectionError(f"connection refused by {address}", reached=False)
+    if found(NewConnectionError):
+        return VTConnectionError(f"no route to {address}", reached=False)
+    if found(requests.exceptions.ReadTimeout):
+        return VTConnectionError(f"no answer within {timeout[1]:g} s", reached=True)
+    return VTConnectionError("the connection was dropped before the answer came", reached=True)
 
 
 def _segment(value: str) -> str:
@@ -117,7 +165,9 @@ class VirusTotalClient:
     """Calls VirusTotal with one API key.
 
     `acquire` is the caller's quota gate: it runs right before every HTTP request (both requests
-    of a large upload) and whatever it raises reaches the caller unchanged.
+    of a large upload) and whatever it raises reaches the caller unchanged. It may return a
+    refund, called when the request then never reached VirusTotal (VTConnectionError with
+    `reached` False): VirusTotal counted nothing, so neither should the budget.
     """
 
     def __init__(
@@ -126,7 +176,7 @@ class VirusTotalClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: tuple[float, float] = (5.0, 60.0),
-        acquire: Callable[[], None] | None = None,
+        acquire: Callable[[], Refund | None] | None = None,
     ) -> None:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -138,8 +188,7 @@ class VirusTotalClient:
 
     def _request(self, method: str, target: str, *, data: Any = None, headers: dict[str, str] | None = None) -> Any:
         url = target if target.startswith(("http://", "https://")) else self.base_url + target
-        if self._acquire is not None:
-            self._acquire()
+        refund = self._acquire() if self._acquire is not None else None
         request_headers = {"x-apikey": self._api_key, **(headers or {})}
         try:
             # No redirects: requests would replay the x-apikey header to whatever host they name.
@@ -147,8 +196,18 @@ class VirusTotalClient:
                 method, url, data=data, headers=request_headers, timeout=self.timeout, allow_redirects=False
             )
         except _TRANSPORT_ERRORS as exc:
-            error = self._redacted(VTConnectionError(f"{method} {_path_of(url)}: {type(exc).__name__}: {exc}"))
-            raise self._logged(method, url, error) from exc
+            error = _connection_error(exc, url, self.timeout)
+            # The library's text (hosts, pools, errno) is for the operator, not for API answers.
+            detail, parts = str(exc), urlsplit(url)
+            for secret in (parts.query, "" if url.startswith(self.base_url) else parts.path):
+                detail = detail.replace(secret, "[hidden]") if secret else detail
+            VT_REQUESTS.labels(self._endpoint(method, url), error.code).inc()
+            # A one-time upload URL is a credential of its own and is not named.
+            path = _path_of(url[len(self.base_url) :]) if url.startswith(self.base_url) else "(upload URL)"
+            log.warning("VirusTotal %s %s: %s (%s: %s)", method, path, error, type(exc).__name__, detail)
+            if refund is not None and not error.reached:
+                self._refund(refund)
+            raise error from exc
         if not 200 <= response.status_code < 300:
             raise self._logged(method, url, self._redacted(error_from_response(response.status_code, response.content)))
         try:
@@ -262,6 +321,15 @@ class VirusTotalClient:
         if not url.startswith(self.base_url):
             return f"{method} (upload URL)"
         return f"{method} /{url[len(self.base_url) :].lstrip('/').split('/', 1)[0].split('?', 1)[0]}"
+
+    @staticmethod
+    def _refund(refund: Refund) -> None:
+        # The connection error is what the caller must hear; a budget that keeps a token it
+        # could have had back only paces the next call a little more.
+        try:
+            refund()
+        except Exception:
+            log.warning("could not give back the quota token of a request that never left", exc_info=True)
 
     def _redacted(self, error: VirusTotalError) -> VirusTotalError:
         """The error without the key: its text ends up in logs, `last_error` and scan or lookup

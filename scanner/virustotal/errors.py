@@ -101,9 +101,24 @@ class DeadlineExceededError(VirusTotalError):
 
 
 class VTConnectionError(VirusTotalError):
-    """No usable answer: connection refused or dropped, or a timeout."""
+    """No usable answer: no connection (name resolution, refused, timed out, TLS), or one dropped
+    or silent after the request went out.
+
+    `reason` says which, in words a user can act on (the library's text goes to the logs only).
+    `reached` is False when the request never got to VirusTotal: nothing was counted against the
+    key, so the token taken for it can be given back, and retrying soon only makes sense if the
+    network comes back. The message reads "VirusTotal could not be reached (<reason>)".
+    """
 
     code, retryable = "ConnectionError", True
+
+    def __init__(self, reason: str, *, reached: bool) -> None:
+        self.reason, self.reached = reason, reached
+        what = "VirusTotal did not answer" if reached else "VirusTotal could not be reached"
+        super().__init__(f"{what} ({reason})")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class UnknownVTError(VirusTotalError):

@@ -33,7 +33,7 @@ from ..db_types import utcnow
 from ..errors import AppError, NoActiveApiKey, NotFound, QuotaExhausted, ValidationFailed
 from ..extensions import db
 from . import quota
-from .client import VirusTotalClient
+from .client import Refund, VirusTotalClient
 from .errors import InvalidKeyError, RateLimitedError, VirusTotalError
 
 __all__ = ["call", "call_with_key", "client_for", "make_client", "pick_key"]
@@ -58,7 +58,7 @@ def pick_key(user: User, key_id: uuid.UUID | None = None) -> ApiKey:
     return keys[0]
 
 
-def make_client(key_value: str, acquire: Callable[[], None] | None = None) -> VirusTotalClient:
+def make_client(key_value: str, acquire: Callable[[], Refund | None] | None = None) -> VirusTotalClient:
     cfg = current_app.config
     return VirusTotalClient(
         key_value,
@@ -73,10 +73,11 @@ def client_for(key: ApiKey) -> VirusTotalClient:
     (KeyBusy, a QuotaExhausted, when there is none)."""
     budget = quota.Budget.of(key)
 
-    def acquire() -> None:
-        wait = quota.try_acquire(budget)
+    def acquire() -> Refund:
+        wait, grant = quota.take(budget)
         if wait > 0:
             raise KeyBusy("This API key's VirusTotal quota is used up for now", retry_after=wait)
+        return lambda: quota.give_back(budget, grant)
 
     return make_client(crypto.decrypt(key.ciphertext), acquire)
 

@@ -43,8 +43,10 @@ __all__ = [
     "SqlQuotaStore",
     "acquire",
     "ensure_no_pending_sqlite_writes",
+    "give_back",
     "mark_exhausted",
     "store",
+    "take",
     "try_acquire",
     "usage",
     "wait_time",
@@ -130,8 +132,16 @@ class QuotaStore(ABC):
         self.span = window + margin
 
     @abstractmethod
+    def take(self, budget: Budget) -> tuple[float, str | None]:
+        """(0.0, the grant's name) when a token was taken; otherwise (seconds until one frees, None)."""
+
     def try_acquire(self, budget: Budget) -> float:
         """0.0 when a token was taken; otherwise the seconds until one frees, nothing taken."""
+        return self.take(budget)[0]
+
+    @abstractmethod
+    def give_back(self, budget: Budget, grant: str) -> None:
+        """Undo a grant whose request never reached VirusTotal: out of the window and the day's count."""
 
     @abstractmethod
     def wait_time(self, budget: Budget) -> float:
@@ -162,19 +172,32 @@ class SqlQuotaStore(QuotaStore):
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
 
-    def try_acquire(self, budget: Budget) -> float:
+    def take(self, budget: Budget) -> tuple[float, str | None]:
         with self._locked(budget.id) as conn:
             state = self._read(conn, budget.id, prune=True)
             wait = _wait(state, budget, self.span)
-            if wait == 0.0:
-                today = math.floor(state.now / DAY)
-                conn.execute(insert(QuotaGrant).values(budget_id=budget.id, granted_at=state.now))
+            if wait > 0.0:
+                return wait, None
+            today = math.floor(state.now / DAY)
+            grant = conn.scalar(
+                insert(QuotaGrant).values(budget_id=budget.id, granted_at=state.now).returning(QuotaGrant.id)
+            )
+            conn.execute(
+                update(QuotaBudget)
+                .where(QuotaBudget.budget_id == budget.id)
+                .values(day=today, day_used=state.day_used + 1)
+            )
+            return 0.0, str(grant)
+
+    def give_back(self, budget: Budget, grant: str) -> None:
+        with self._locked(budget.id) as conn:
+            today = math.floor(self._now(conn) / DAY)
+            if conn.execute(delete(QuotaGrant).where(QuotaGrant.id == int(grant))).rowcount:
                 conn.execute(
                     update(QuotaBudget)
-                    .where(QuotaBudget.budget_id == budget.id)
-                    .values(day=today, day_used=state.day_used + 1)
+                    .where(QuotaBudget.budget_id == budget.id, QuotaBudget.day == today, QuotaBudget.day_used > 0)
+                    .values(day_used=QuotaBudget.day_used - 1)
                 )
-            return wait
 
     def wait_time(self, budget: Budget) -> float:
         with self.engine.connect() as conn:
@@ -287,6 +310,18 @@ return fmt(wait)
 """
 )
 
+_LUA_GIVE_BACK = (
+    _LUA_CLOCK
+    + """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+local d = redis.call('HMGET', KEYS[2], 'day', 'used')
+if removed == 1 and tonumber(d[1]) == math.floor(now / 86400) and tonumber(d[2]) > 0 then
+  redis.call('HINCRBY', KEYS[2], 'used', -1)
+end
+return removed
+"""
+)
+
 _LUA_USAGE = (
     _LUA_STATE
     + """
@@ -318,18 +353,24 @@ class RedisQuotaStore(QuotaStore):
         self._try_acquire = client.register_script(_LUA_TRY_ACQUIRE)
         self._usage = client.register_script(_LUA_USAGE)
         self._block = client.register_script(_LUA_BLOCK)
+        self._give_back = client.register_script(_LUA_GIVE_BACK)
 
     def _keys(self, budget_id: str) -> list[str]:
         # The hash tag keeps one budget's keys in one cluster slot, as a script needs.
         base = f"{self.prefix}{{{budget_id}}}"
         return [f"{base}:grants", f"{base}:day", f"{base}:block"]
 
-    def _run(self, budget: Budget, take: bool) -> float:
-        args = [self.span, budget.per_minute, budget.per_day, "1" if take else "0", uuid.uuid4().hex]
+    def _run(self, budget: Budget, take: bool, grant: str = "") -> float:
+        args = [self.span, budget.per_minute, budget.per_day, "1" if take else "0", grant]
         return float(self._try_acquire(keys=self._keys(budget.id), args=args))
 
-    def try_acquire(self, budget: Budget) -> float:
-        return self._run(budget, take=True)
+    def take(self, budget: Budget) -> tuple[float, str | None]:
+        grant = uuid.uuid4().hex
+        wait = self._run(budget, take=True, grant=grant)
+        return (wait, None) if wait > 0.0 else (0.0, grant)
+
+    def give_back(self, budget: Budget, grant: str) -> None:
+        self._give_back(keys=self._keys(budget.id)[:2], args=[grant])
 
     def wait_time(self, budget: Budget) -> float:
         return self._run(budget, take=False)
@@ -385,6 +426,16 @@ def _writable_store() -> QuotaStore:
 def try_acquire(key: KeyLike | Budget) -> float:
     """Take one token from the key's budget: 0.0 if taken, else seconds until one frees."""
     return _writable_store().try_acquire(Budget.of(key))
+
+
+def take(key: KeyLike | Budget) -> tuple[float, str | None]:
+    """Like try_acquire, and the grant's name for `give_back` when a token was taken."""
+    return _writable_store().take(Budget.of(key))
+
+
+def give_back(key: KeyLike | Budget, grant: str) -> None:
+    """Return a token whose request never reached VirusTotal (no connection was made)."""
+    _writable_store().give_back(Budget.of(key), grant)
 
 
 def acquire(key: KeyLike | Budget) -> None:

@@ -44,14 +44,18 @@ def test_a_key_checked_while_virustotal_is_unreachable_is_stored_unverified(
 ):
     value = secrets.token_hex(32)
     vt_emulator.add_key(value)
-    monkeypatch.setitem(app.config, "VT_API_URL", closed_port_url())
+    closed = closed_port_url()
+    monkeypatch.setitem(app.config, "VT_API_URL", closed)
+    host_and_port = closed.split("//")[1].split("/")[0]
 
     r = create(client, user, value)
 
     assert r.status_code == 201, r.json
     key = r.json["api_key"]
     assert key["is_verified"] is False
-    assert key["last_error"] == "Not verified: VirusTotal could not be reached (ConnectionError)"
+    assert key["last_error"] == f"Not verified: VirusTotal could not be reached (connection refused by {host_and_port})"
+    # Nothing reached VirusTotal, so the check cost the key no token of its budget.
+    assert client.get(f"/api/keys/{key['id']}", headers=user.headers).json["api_key"]["usage"]["minute_used"] == 0
     assert vt_emulator.total(value) == 0
 
     # Its first answered call proves it.

@@ -42,6 +42,24 @@ def test_bad_login_input_is_refused_and_changes_nothing(client, make_user, uncha
 
 
 @pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": {"username": "analyst", "password": "Correct-Horse-42"}},
+        {"data": '{"username": "analyst", "password": "Correct-Horse-42"}', "content_type": "text/plain"},
+    ],
+    ids=["form", "text"],
+)
+def test_a_login_that_is_not_json_says_what_to_send(client, make_user, unchanged, kwargs):
+    make_user("analyst")
+    with unchanged():
+        response = client.post("/api/auth/login", **kwargs)
+    assert_error(response, 400, "VALIDATION_ERROR")
+    assert response.json["error"]["message"] == (
+        "Send a JSON body (Content-Type: application/json) with username and password"
+    )
+
+
+@pytest.mark.parametrize(
     "username",
     ["' OR '1'='1", "analyst' --", 'analyst"; DROP TABLE users; --', "%", "_________", "analyst%"],
 )

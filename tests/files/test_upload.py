@@ -24,6 +24,7 @@ from tests.files.helpers import (
     unique_text,
     upload,
 )
+from tests.files.samples import PE, ZIP
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = (
@@ -104,9 +105,11 @@ def test_hashes_cover_every_byte_of_a_file_larger_than_the_read_size(client, use
         (EICAR, "holiday.png", "image/png", "text/plain"),
         (PDF, "report.txt", "text/plain", "application/pdf"),
         (PNG, "invoice.pdf", "application/pdf", "image/png"),
+        (PE, "invoice.pdf", "application/pdf", "application/vnd.microsoft.portable-executable"),
+        (ZIP, "photo.jpg", "image/jpeg", "application/zip"),
         (b"\x00\x01\x02\x03" + bytes(range(256)) * 4, "readme.txt", "text/plain", "application/octet-stream"),
     ],
-    ids=["eicar", "pdf", "png", "binary"],
+    ids=["eicar", "pdf", "png", "pe", "zip", "binary"],
 )
 def test_mime_type_comes_from_the_content_not_from_the_client(
     client, user, content, claimed_name, claimed_type, detected

@@ -3,6 +3,8 @@ the order of answers: cache, then our database, then VirusTotal."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from scanner.extensions import cache
@@ -34,6 +36,9 @@ def test_answer_has_seed_002_shape_with_source_and_age(client, user, add_key, vt
     assert provider["harmless_count"] > 0 and provider["malicious_count"] == 0
     assert provider["context"]["as_owner"] == "GOOGLE"
     assert provider["permalink"] == "https://www.virustotal.com/gui/ip-address/8.8.8.8"
+    # ISO 8601 in UTC like every other date the API gives, not VirusTotal's Unix seconds.
+    analysed = datetime.fromisoformat(provider["last_analysis_date"])
+    assert analysed.utcoffset() == timedelta(0) and "T" in provider["last_analysis_date"]
     assert body["summary"]["verdict"] == "clean"
     assert 0 <= body["summary"]["score"] < 20
     assert body["summary"]["explanation"].startswith("None of")

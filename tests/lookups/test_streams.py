@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import requests
 
@@ -85,6 +86,8 @@ def test_scan_stream_reports_each_state_change_and_ends_complete(user, add_key, 
     done = events[-1].data
     assert done["status"] == "completed" and done["scan_id"] == scan_id
     assert done["detection_ratio"] and done["verdict"] in ("clean", "suspicious", "malicious")
+    assert datetime.fromisoformat(done["scan_date"]).utcoffset() == timedelta(0)
+    assert "T" in done["scan_date"]  # the API's ISO 8601, not Python's str() with a space
     statuses = [item.data for item in events if item.event == "status"]
     assert statuses[-1] == done  # the final state was sent as a change before `complete`
     assert len(statuses) >= 2

@@ -116,7 +116,7 @@ def test_pdf_report_carries_file_hashes_verdict_and_every_engine_across_pages(cl
     assert all(f"Page {i} of {len(pages)}" in page for i, page in enumerate(pages, start=1))
     assert all("Generated " in page for page in pages)
     # The table header is repeated on every page the engine table runs over.
-    assert sum("Signatures" in page for page in pages) >= 2
+    assert sum("Updated" in page for page in pages) >= 2
 
 
 @pytest.mark.parametrize(
@@ -132,13 +132,44 @@ def test_pdf_states_the_verdict(client, db, user, counts, word):
     assert word in text
 
 
-def test_pdf_of_an_unfinished_scan_says_so(client, db, user):
+@pytest.mark.parametrize("fmt", ["pdf", "json", "csv"])
+def test_an_unfinished_scan_has_no_export_yet(client, db, user, fmt):
     scan = make_scan(user, status="scanning")
+    db.session.commit()
+
+    r = client.get(f"/api/scan/{scan.id}/export?format={fmt}", headers=user.headers)
+
+    assert r.status_code == 409
+    error = r.json["error"]
+    assert (error["code"], error["type"], error["details"]) == (
+        "SCAN_NOT_FINISHED",
+        "ConflictError",
+        {"status": "scanning"},
+    )
+    assert "not finished" in error["message"] and "waiting_for_analysis" not in error["message"]
+
+
+def test_pdf_of_a_failed_scan_says_failed_and_why(client, db, user):
+    scan = make_scan(user, status="failed", error="VirusTotal could not be reached (connection refused)")
     db.session.commit()
 
     text = PdfReader(io.BytesIO(_export(client, user, scan, "pdf").data)).pages[0].extract_text()
 
-    assert "UNKNOWN" in text and "not finished" in text
+    assert "FAILED" in text and "UNKNOWN" not in text
+    assert "The scan failed: VirusTotal could not be reached (connection refused)" in " ".join(text.split())
+
+
+def test_pdf_engine_table_keeps_each_category_on_one_line(client, db, user):
+    scan = make_scan(user, engines=engines(undetected=60, **{"type-unsupported": 10}))
+    db.session.commit()
+
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(_export(client, user, scan, "pdf").data)).pages]
+
+    table = "\n".join(pages[1:])
+    assert table.count("type-unsupported") == 10
+    assert "type-unsupporte\n" not in table
+    # The column of signature dates is headed as what it is.
+    assert "Updated" in pages[1] and "Signatures" not in table
 
 
 def test_non_ascii_and_markup_in_the_name_are_safe_in_headers_and_pdf(client, db, user):

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
 from sqlalchemy import select
+
+from tests.api_keys.helpers import closed_port_url
 
 from .helpers import EICAR, EICAR_SHA256, upload, wait_for_scan
 
@@ -212,6 +215,29 @@ def test_transient_errors_and_timeouts_are_retried(client, user, add_key, vt_emu
     assert status["status"] == "completed", status
     statuses = vt_emulator.statuses(key["key_value"])
     assert statuses.get(503) == 2
+
+
+def test_virustotal_unreachable_fails_soon_in_words_without_spending_quota(client, user, add_key, start_worker):
+    key = add_key(user)
+    closed = closed_port_url()
+    start_worker(VT_API_URL=closed, VT_UNREACHABLE_RETRY_MAX_SECONDS="0.3")
+    reason = f"VirusTotal could not be reached (connection refused by {closed.split('//')[1].split('/')[0]})"
+    scan_id = upload(client, user, b"nobody can reach VirusTotal\n")["scan"]["scan_id"]
+
+    seen = []
+    while not seen or seen[-1]["status"] not in ("completed", "failed", "not_found"):
+        seen.append(client.get(f"/api/scan/{scan_id}/status", headers=user.headers).json)
+        time.sleep(0.05)
+
+    assert seen[-1]["status"] == "failed"
+    assert seen[-1]["error"].endswith(reason)
+    waiting = [s["error"] for s in seen if s["status"] != "failed" and s["error"]]
+    assert waiting and all(e.startswith(f"{reason}; retrying until ") for e in waiting), waiting
+    # No attempt took a quota token, so the scan never waited for quota either.
+    assert "waiting_for_quota" not in {s["stage"] for s in seen}
+    usage = client.get(f"/api/keys/{key['id']}", headers=user.headers).json["api_key"]["usage"]
+    assert usage["day_used"] == 1  # the key's own check when it was added, nothing since
+    assert not any("Pool" in s["error"] or "Errno" in s["error"] for s in seen if s["error"])
 
 
 def test_deadline_passed_fails_with_a_reason(client, user, add_key, vt_emulator, start_worker):

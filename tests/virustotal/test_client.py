@@ -142,7 +142,8 @@ def test_dropped_connection_is_vt_connection_error(vt_emulator, vt_key):
     vt_emulator.set_faults(drop_next=1)
     with pytest.raises(errors.VTConnectionError) as caught:
         make_client(vt_emulator, vt_key).get_ip("8.8.8.8")
-    assert caught.value.retryable
+    assert caught.value.retryable and caught.value.reached
+    assert str(caught.value) == "VirusTotal did not answer (the connection was dropped before the answer came)"
     assert vt_emulator.statuses(vt_key) == {0: 1}
 
 
@@ -150,7 +151,8 @@ def test_read_timeout_is_vt_connection_error(vt_emulator, vt_key):
     vt_emulator.set_faults(timeout_next=1, timeout_seconds=1.0)
     with pytest.raises(errors.VTConnectionError) as caught:
         make_client(vt_emulator, vt_key, timeout=(2.0, 0.2)).get_ip("8.8.8.8")
-    assert caught.value.retryable
+    assert caught.value.retryable and caught.value.reached
+    assert str(caught.value) == "VirusTotal did not answer (no answer within 0.2 s)"
     # The emulator does answer, too late; wait for it so no log entry leaks into the next test.
     deadline = time.monotonic() + 10
     while vt_emulator.total(vt_key) == 0 and time.monotonic() < deadline:
@@ -163,8 +165,33 @@ def test_connection_refused_is_vt_connection_error():
     closed.start()
     base_url = closed.url
     closed.stop()
-    with pytest.raises(errors.VTConnectionError):
+    with pytest.raises(errors.VTConnectionError) as caught:
         VirusTotalClient("k", base_url=base_url, timeout=(1.0, 1.0)).get_ip("8.8.8.8")
+    address = base_url.split("//")[1].split("/")[0]
+    assert str(caught.value) == f"VirusTotal could not be reached (connection refused by {address})"
+    assert caught.value.retryable and not caught.value.reached
+
+
+def test_an_unknown_host_says_name_resolution_failed_and_gives_the_token_back():
+    refunds: list[str] = []
+    client = VirusTotalClient(
+        "k", base_url="https://virustotal.scanner-test.invalid/api/v3", acquire=lambda: lambda: refunds.append("x")
+    )
+    with pytest.raises(errors.VTConnectionError) as caught:
+        client.get_ip("8.8.8.8")
+    message = str(caught.value)
+    assert message == "VirusTotal could not be reached (name resolution failed for virustotal.scanner-test.invalid)"
+    assert "HTTPSConnectionPool" not in message and "Max retries" not in message
+    assert refunds == ["x"]  # nothing reached VirusTotal: the quota token is returned
+
+
+def test_tls_to_a_plain_http_server_fails_with_a_readable_reason(vt_emulator, vt_key):
+    address = vt_emulator.url.split("//")[1].split("/")[0]
+    with pytest.raises(errors.VTConnectionError) as caught:
+        VirusTotalClient(vt_key, base_url=f"https://{address}/api/v3", timeout=(2.0, 2.0)).get_ip("8.8.8.8")
+    host = address.split(":")[0]
+    assert str(caught.value) == f"VirusTotal could not be reached (the secure connection to {host} failed)"
+    assert not caught.value.reached
 
 
 # -- lookups ------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from scanner.api_keys.models import ApiKey
 from scanner.auth.models import User
 from scanner.errors import NoActiveApiKey, NotFound, QuotaExhausted, ValidationFailed
 from scanner.virustotal import gateway, quota
-from scanner.virustotal.errors import InvalidKeyError, TransientError
+from scanner.virustotal.errors import InvalidKeyError, TransientError, VTConnectionError
+from tests.api_keys.helpers import closed_port_url
 from tests.fixtures.processes import ROOT
 
 IP = "GET /ip_addresses/{id}"
@@ -237,3 +238,31 @@ def test_the_day_budget_stops_calls_before_virustotal_has_to(db, user, add_key, 
 
     assert raised.value.retry_after == pytest.approx(next_midnight().timestamp() - time.time(), abs=5)
     assert vt_emulator.statuses(key["key_value"]) == {200: 2}
+
+
+def test_a_request_that_never_reached_virustotal_costs_no_token(app, db, user, add_key, vt_emulator, monkeypatch):
+    key = add_key(user, per_minute=4, per_day=500)
+    before = quota.usage(stored(db, key))
+    monkeypatch.setitem(app.config, "VT_API_URL", closed_port_url())
+
+    for _ in range(6):  # more than the minute's budget: none of them is counted
+        with pytest.raises(VTConnectionError) as raised:
+            gateway.call(as_user(db, user), lookup)
+        assert raised.value.reached is False and "connection refused" in str(raised.value)
+
+    after = quota.usage(stored(db, key))
+    assert (after["minute_used"], after["day_used"]) == (before["minute_used"], before["day_used"])
+    assert stored(db, key).is_active is True
+
+
+def test_a_request_dropped_after_it_went_out_keeps_its_token(db, user, add_key, vt_emulator):
+    key = add_key(user, per_minute=4, per_day=500)
+    before = quota.usage(stored(db, key))["minute_used"]
+    vt_emulator.set_faults(drop_next=1)
+
+    with pytest.raises(VTConnectionError) as raised:
+        gateway.call(as_user(db, user), lookup)
+
+    # VirusTotal may have counted it, so the budget does too.
+    assert raised.value.reached is True
+    assert quota.usage(stored(db, key))["minute_used"] == before + 1
