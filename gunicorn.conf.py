@@ -1,11 +1,16 @@
-"""gunicorn settings. gthread workers: threads keep long-lived event streams and slow uploads
-from tying up a whole process each."""
+"""gunicorn settings. gevent workers: an open event stream or a slow upload waits as a greenlet
+of a few KB, not as a thread, so streams never take request slots from the rest of the API.
+psycopg 3 (from 3.1.14) and redis-py wait through the sockets and selectors that gevent patches,
+so database and Redis calls yield too; CPU-heavy work that would stall a worker (argon2 password
+hashing) runs on gevent's pool of real threads (`scanner/cooperative.py`)."""
 
 import os
 
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Open connections per worker (streams included); STREAM_MAX_PER_PROCESS stays below it.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))  # gthread only
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5

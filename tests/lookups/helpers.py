@@ -81,7 +81,7 @@ def free_port() -> int:
 
 
 class WebServer:
-    """gunicorn (gthread, as in production) serving the app on a free port, in a subprocess that
+    """gunicorn (gevent workers, as in production) serving the app on a free port, in a subprocess that
     shares the test run's database, broker and emulator through the environment."""
 
     def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
@@ -90,7 +90,7 @@ class WebServer:
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115  closed in stop()
         args = [GUNICORN, "wsgi:app", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
-        args += ["--workers", "1", "--threads", "8"]
+        args += ["--workers", "1"]
         self.proc = spawn(args, self._log, env)
 
     def wait_ready(self, timeout: float = 30.0) -> None:

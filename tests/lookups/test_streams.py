@@ -1,4 +1,4 @@
-"""Server-Sent Events read with a real HTTP client from gunicorn (gthread, as deployed), while a
+"""Server-Sent Events read with a real HTTP client from gunicorn (gevent, as deployed), while a
 real Celery worker changes what the stream follows.
 
 Embedded mode (no TEST_REDIS_URL): a stream re-reads the database every STREAM_POLL_SECONDS.
