@@ -54,7 +54,7 @@ def follow(
     cfg = current_app.config
     heartbeat, limit = cfg["STREAM_HEARTBEAT_SECONDS"], cfg["STREAM_MAX_SECONDS"]
     started = time.monotonic()
-    token_ends = started + (token["exp"] - time.time())
+    token_ends = started + (token["exp"] - time.time()) if "exp" in token else float("inf")
     subscription = events.subscribe(kind, ident)  # before the first read, so no change slips between
     try:
         last: Hashable = object()

@@ -8,7 +8,7 @@ streams, then sends health probes with a 5 s timeout. Prints, per checkout and N
 answered, the probes that timed out and the probes' latency.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scanner REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/stream_starvation.py --baseline ../base [--streams 15,21,200]
+        .venv/bin/python bench/load/stream_starvation.py --baseline ../base [--streams 15,21,200]
 """
 
 from load import (  # noqa: I001  load patches the standard library for gevent first
@@ -34,7 +34,7 @@ import gevent
 import gevent.pool
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROBES = 20
 PROBE_TIMEOUT = 5.0
 

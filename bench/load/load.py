@@ -17,7 +17,7 @@ requests under 250 ms, and every stream got its first event, a heartbeat, a stat
 the worker and `complete`. Exit status 1 otherwise.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scanner REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/load.py [--streams 500 --users 200 --rate 100 --duration 60]
+        .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 100 --duration 60]
 
 `--streams 0 --duration 600` is the sustained mixed load without streams. Redis: REDIS_URL's
 database for the cache and the one below it for the broker; both are emptied first.
@@ -49,13 +49,13 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The emulator's module: the one place that names it.
 VT_EMULATOR_MODULE = os.environ.get("VT_EMULATOR_MODULE", "scanner.virustotal.emulator")
 PASSWORD = "Load-Test-Password-42"
 CACHED_IOCS = ("8.8.8.8", "1.1.1.1", "example.com", "44d88612fea8a8f36de82e1278abb02f")
 P99_LIMIT_MS = 250.0
-MIX = (("status", 40), ("history", 20), ("cached lookup", 25), ("upload", 10), ("health", 5))
+MIX = (("status", 45), ("history", 20), ("cached lookup", 25), ("upload", 5), ("health", 5))
 
 
 @dataclass
