@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run try test test-services bench lint format demo migrate clean
+.PHONY: run try test test-services bench load lint format demo migrate clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-services: install
 
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# 500 streams over 200 users beside a mixed load, on PostgreSQL + Redis as deployed (bench/load/load.py).
+load: install
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/scanner} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13} $(BIN)/python bench/load/load.py $(LOAD_ARGS)
 
 demo: install
 	$(BIN)/python scripts/demo.py

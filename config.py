@@ -175,8 +175,11 @@ class Config:
         self.BULK_MAX_BYTES = env_int("BULK_MAX_BYTES", 10 * 1024 * 1024)
         # One run of a bulk job's task works this long, then yields the worker to other tasks.
         self.BULK_SLICE_SECONDS = env_float("BULK_SLICE_SECONDS", 20.0)
-        # Server-Sent Events: each open stream holds a gunicorn thread, so they are capped and end.
+        # Server-Sent Events: an open stream costs a greenlet, not a request thread, but each holds
+        # sockets and wakes now and then, so they are capped (per user, per web process, in total) and end.
         self.STREAM_MAX_PER_USER = env_int("STREAM_MAX_PER_USER", 3)
+        self.STREAM_MAX_PER_PROCESS = env_int("STREAM_MAX_PER_PROCESS", 500)
+        self.STREAM_MAX_TOTAL = env_int("STREAM_MAX_TOTAL", 2000)
         self.STREAM_MAX_SECONDS = env_float("STREAM_MAX_SECONDS", 600.0)
         self.STREAM_HEARTBEAT_SECONDS = env_float("STREAM_HEARTBEAT_SECONDS", 15.0)
         # Without Redis, streams re-read the database this often; with Redis, events wake them and the

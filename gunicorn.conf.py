@@ -1,13 +1,25 @@
-"""gunicorn settings. gthread workers: threads keep long-lived event streams and slow uploads
-from tying up a whole process each."""
+"""gunicorn settings. gevent workers: an open event stream or a slow upload waits as a greenlet
+of a few KB, not as a thread, so streams never take request slots from the rest of the API.
+psycopg 3 (from 3.1.14) and redis-py wait through the sockets and selectors that gevent patches,
+so database and Redis calls yield too; CPU-heavy work that would stall a worker (argon2 password
+hashing) runs on gevent's pool of real threads (`scanner/cooperative.py`)."""
 
 import os
 import shutil
 from pathlib import Path
 
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+if worker_class == "gevent":
+    # Before anything imports sockets, ssl or threads: the JSON log formatter below imports the app's
+    # modules into the arbiter, and a module imported before the patch keeps the blocking calls
+    # (gevent's worker would patch only after the fork).
+    from gevent import monkey
+
+    monkey.patch_all()
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Open connections per worker (streams included); STREAM_MAX_PER_PROCESS stays below it.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))  # gthread only
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
@@ -50,7 +62,9 @@ limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app is imported once, then the workers fork from it: on a small machine, starting beside a
 # Celery worker and beat that import it too, the first answer comes a few seconds sooner.
-preload_app = True
+# Not under gevent: threads the app starts while loading (timers) do not survive a fork into a
+# gevent worker.
+preload_app = worker_class != "gevent"
 
 
 def when_ready(server) -> None:

@@ -103,8 +103,10 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(docs_blp)
     from .lookups.routes import blueprints as lookup_blueprints
+    from .lookups.streams import blp as lookup_streams_blp
+    from .scans.streams import blp as scan_streams_blp
 
-    for blp in lookup_blueprints:
+    for blp in (*lookup_blueprints, lookup_streams_blp, scan_streams_blp):
         api.register_blueprint(blp)
 
 

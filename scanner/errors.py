@@ -71,8 +71,8 @@ class PayloadTooLarge(AppError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "The request body is too large"
 
 
-class RateLimited(AppError):
-    status, code, message = 429, "RATE_LIMIT_EXCEEDED", "Too many requests"
+class RetryLater(AppError):
+    """Refused for now: `Retry-After` (whole seconds) in the headers and in the envelope's details."""
 
     def __init__(self, message: str | None = None, *, retry_after: float, **kwargs: Any) -> None:
         seconds = max(1, int(retry_after + 0.999))
@@ -80,6 +80,14 @@ class RateLimited(AppError):
         kwargs.setdefault("details", {})["retry_after"] = seconds
         super().__init__(message, **kwargs)
         self.retry_after = seconds
+
+
+class RateLimited(RetryLater):
+    status, code, message = 429, "RATE_LIMIT_EXCEEDED", "Too many requests"
+
+
+class ServiceBusy(RetryLater):
+    status, code, message = 503, "SERVICE_BUSY", "The service is at capacity"
 
 
 class QuotaExhausted(AppError):
@@ -109,6 +117,7 @@ ERROR_TYPES = {
     415: "UnsupportedMediaTypeError",
     429: "RateLimitError",
     502: "ProviderError",
+    503: "ServiceUnavailableError",
 }
 
 HTTP_CODES = {

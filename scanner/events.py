@@ -21,18 +21,20 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from flask import current_app
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BACKOFF_SECONDS = 5.0
 _publishers: dict[str, redis.Redis] = {}
 _subscribers: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
-_skip_publish_until = 0.0
+_skip_until = 0.0
 
 
 def channel(kind: str, ident: uuid.UUID | str) -> str:
@@ -47,18 +49,25 @@ def _client(pool: dict[str, redis.Redis], url: str, **options: Any) -> redis.Red
         return client
 
 
+def shared_redis(operation: Callable[[redis.Redis], T], what: str) -> T | None:
+    """Run `operation` on this process's Redis client. None without Redis, or when Redis failed
+    in the last BACKOFF_SECONDS (the failure is logged once): callers carry on without it."""
+    global _skip_until
+    url = current_app.config.get("REDIS_URL")
+    if not url or time.monotonic() < _skip_until:
+        return None
+    try:
+        return operation(_client(_publishers, url, socket_timeout=2.0))
+    except redis.RedisError as error:
+        _skip_until = time.monotonic() + BACKOFF_SECONDS
+        log.warning("Redis failed (%s); going on without it for %gs: %s", what, BACKOFF_SECONDS, error)
+        return None
+
+
 def publish(kind: str, ident: uuid.UUID | str) -> None:
     """Tell every stream watching this object that it changed. Call after the commit; never raises."""
-    global _skip_publish_until
-    url = current_app.config.get("REDIS_URL")
-    if not url or time.monotonic() < _skip_publish_until:
-        return
-    try:
-        message = json.dumps({"kind": kind, "id": str(ident), "at": time.time()})
-        _client(_publishers, url, socket_timeout=2.0).publish(channel(kind, ident), message)
-    except redis.RedisError as error:
-        _skip_publish_until = time.monotonic() + BACKOFF_SECONDS
-        log.warning("could not publish a %s event, streams will poll: %s", kind, error)
+    message = json.dumps({"kind": kind, "id": str(ident), "at": time.time()})
+    shared_redis(lambda client: client.publish(channel(kind, ident), message), f"publishing a {kind} event")
 
 
 class Subscription:

@@ -8,6 +8,8 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
+from ..cooperative import run_cpu_bound
+
 
 @functools.cache
 def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
@@ -25,7 +27,7 @@ def _decoy(h: PasswordHasher) -> str:
 
 
 def hash_password(password: str) -> str:
-    return hasher().hash(password)
+    return run_cpu_bound(hasher().hash, password)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -33,7 +35,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     an unknown username takes as long to refuse as a wrong password."""
     h = hasher()
     try:
-        return h.verify(stored_hash or _decoy(h), password) and stored_hash is not None
+        return run_cpu_bound(h.verify, stored_hash or _decoy(h), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -42,15 +42,18 @@ def _user_id(payload: dict) -> uuid.UUID | None:
     return _uuid_claim(payload, "sub")
 
 
-def is_revoked(payload: dict) -> bool:
+def is_revoked(payload: dict, *, fresh: bool = False) -> bool:
     """True when the token (or the session it belongs to) was revoked, or cannot be revoked.
 
     A refresh token is judged by its session only: a refresh token that was already rotated must
     reach the refresh endpoint, which treats its reuse as theft and ends the whole session.
+    `fresh` asks again rather than trusting this request's earlier answer (a long-lived stream).
     """
     family = _family_id(payload)
     if family is None or _user_id(payload) is None:  # a token that cannot be revoked is not honoured
         return True
+    if fresh:
+        return _check(payload, family)
     # The limiter and the view both verify the token of one request; answer once.
     memo = request.environ.setdefault(_MEMO, {}) if has_request_context() else {}
     if payload["jti"] not in memo:

@@ -145,15 +145,3 @@ class HashAlias(db.Model):
     alias: Mapped[str] = mapped_column(String(40), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StreamSlot(db.Model):
-    """One open event stream. Counting a user's slots caps their open streams across every web
-    process; `expires_at` frees the slot of a process that died with the stream open."""
-
-    __tablename__ = "stream_slots"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

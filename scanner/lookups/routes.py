@@ -1,4 +1,4 @@
-"""HTTP for indicator lookups (seed 002), seed 000's report endpoints, bulk jobs and event streams."""
+"""HTTP for indicator lookups (seed 002), seed 000's report endpoints and bulk jobs."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from ..errors import NotFound, PayloadTooLarge, ProviderError, ValidationFailed
 from ..extensions import db, upload_limit
 from ..openapi_docs import multipart_file_body
 from ..results import exports
-from ..scans.services import get_scan_for
-from . import bulk, services, streams, tasks, views
+from . import bulk, services, tasks, views
 from .schemas import (
     BulkExportArgsSchema,
     BulkJobArgsSchema,
@@ -36,7 +35,6 @@ from .schemas import (
     NoteInSchema,
     NoteOutSchema,
     ShowRawArgsSchema,
-    StreamIocArgsSchema,
     split,
 )
 
@@ -49,14 +47,12 @@ reports_blp = Blueprint(
     description="Seed 000's cached VirusTotal reports (a thin adapter over the indicator lookups)",
 )
 bulk_blp = Blueprint("bulk", __name__, url_prefix="/api/bulk", description="Bulk indicator jobs")
-streams_blp = Blueprint("streams", __name__, url_prefix="/api", description="Live progress as Server-Sent Events")
-blueprints = (lookups_blp, reports_blp, bulk_blp, streams_blp)
+blueprints = (lookups_blp, reports_blp, bulk_blp)
 
 # Room for the multipart envelope around the largest accepted list.
 ENVELOPE_BYTES = 64 * 1024
 PENDING_DOC = "202: the lookup is pending (VirusTotal quota spent, or an analysis running); a worker finishes it"
 DOWNLOADS = {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}
-EVENT_STREAM = {"200": {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {}}}}}
 
 
 def _pagination(page: int, per_page: int, total: int) -> dict:
@@ -278,62 +274,3 @@ class BulkJobExport(MethodView):
         body = views.export_csv(items) if fmt == "csv" else views.export_json(summary, items)
         name = f"bulk-{job.id}-{utcnow():%Y%m%dT%H%M%SZ}.{fmt}"
         return exports.download(body, fmt, name)
-
-
-# -- streams ----------------------------------------------------------------------------------
-
-
-@streams_blp.route("/stream_ioc")
-class StreamIoc(MethodView):
-    decorators = [login_required]
-
-    @streams_blp.arguments(StreamIocArgsSchema, location="query", unknown=RAISE)
-    @streams_blp.doc(responses=EVENT_STREAM)
-    def get(self, args: dict):
-        """Check an indicator and stream its progress: `lookup`, `status` at each change, then `complete`"""
-        user = current_user()
-        slot = streams.open_slot(user.id)
-        try:
-            checked = services.check(user, args["ioc"], args["force_refresh"])
-            _lookup_answer(checked)
-        except Exception:
-            db.session.rollback()
-            streams.close_slot(slot)
-            raise
-        lookup = checked.lookup
-        started = {"lookup_id": lookup.id, "ioc": lookup.ioc, "ioc_type": lookup.ioc_type, "status": lookup.status}
-        snapshot = streams.lookup_snapshot(lookup.id, args["show_raw"])
-
-        def body():
-            yield streams.sse("lookup", started)
-            yield from streams.follow("lookup", started["lookup_id"], snapshot, streams.lookup_is_final, "status")
-
-        return streams.response(body(), slot)
-
-
-@streams_blp.route("/stream/scans/<scan_id>")
-class StreamScan(MethodView):
-    decorators = [login_required]
-
-    @streams_blp.doc(responses=EVENT_STREAM)
-    def get(self, scan_id: str):
-        """Follow a scan: `status` at each change, then `complete`"""
-        user = current_user()
-        scan = get_scan_for(user, scan_id)
-        slot = streams.open_slot(user.id)
-        body = streams.follow("scan", scan.id, streams.scan_snapshot(scan.id), streams.scan_is_final, "status")
-        return streams.response(body, slot)
-
-
-@streams_blp.route("/stream/bulk/<job_id>")
-class StreamBulk(MethodView):
-    decorators = [login_required]
-
-    @streams_blp.doc(responses=EVENT_STREAM)
-    def get(self, job_id: str):
-        """Follow a bulk job: `progress` at each change, then `complete`"""
-        user = current_user()
-        job = bulk.get_job(user, job_id)
-        slot = streams.open_slot(user.id)
-        body = streams.follow("bulk", job.id, streams.bulk_snapshot(job.id), streams.bulk_is_final, "progress")
-        return streams.response(body, slot)

@@ -12,7 +12,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import logs
 from ..rate_limits import request_identity
-
 from .docs import DOCS_CSP
 
 access_log = logging.getLogger("scanner.access")

@@ -54,8 +54,9 @@ class StateCollector:
     """Rows by state, read when scraped; a failure leaves these metrics out, not the scrape."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from ..lookups.models import BulkJob, Lookup, StreamSlot
+        from ..lookups.models import BulkJob, Lookup
         from ..scans.models import Scan
+        from ..streams.models import StreamSlot
 
         try:
             for name, model in (("scans", Scan), ("lookups", Lookup), ("bulk_jobs", BulkJob)):

@@ -81,16 +81,16 @@ def free_port() -> int:
 
 
 class WebServer:
-    """gunicorn (gthread, as in production) serving the app on a free port, in a subprocess that
+    """gunicorn (gevent workers, as in production) serving the app on a free port, in a subprocess that
     shares the test run's database, broker and emulator through the environment."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str], config: str = "gunicorn.conf.py", workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115  closed in stop()
-        args = [GUNICORN, "wsgi:app", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
-        args += ["--workers", str(workers), "--threads", "8"]
+        args = [GUNICORN, "wsgi:app", "--config", config, "--bind", f"127.0.0.1:{self.port}"]
+        args += ["--workers", str(workers)]
         self.proc = spawn(args, self._log, env)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -113,6 +113,11 @@ class WebServer:
     def logs_all(self) -> str:
         self._log.flush()
         return self.log_path.read_text()
+
+    def kill(self) -> None:
+        """End it as a crash would: no worker gets to clean up."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -185,3 +190,30 @@ def open_stream(url: str, token: str, timeout: float = 30.0) -> EventStream | re
     if response.status_code != 200:
         return response
     return EventStream(response)
+
+
+# Long enough for a worker to start and finish under load; a stream that goes quiet for this long fails.
+READ_TIMEOUT = 60.0
+
+
+def stream(server, path: str, user, timeout: float = READ_TIMEOUT) -> EventStream:
+    opened = open_stream(f"{server.url}{path}", user.access_token, timeout=timeout)
+    assert isinstance(opened, EventStream), f"{opened.status_code}: {opened.text}"
+    assert opened.response.headers["Content-Type"].startswith("text/event-stream")
+    return opened
+
+
+def named(items: list[Event]) -> list[Event]:
+    """Events, without heartbeat comments."""
+    return [item for item in items if item.event is not None]
+
+
+def first_event(opened: EventStream) -> Event:
+    return next(item for item in opened if item.event is not None)
+
+
+def submit_bulk(server, user, text: str) -> dict:
+    files = {"file": ("iocs.txt", text.encode(), "text/plain")}
+    response = requests.post(f"{server.url}/api/bulk", files=files, headers=user.headers, timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()

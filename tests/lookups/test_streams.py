@@ -1,4 +1,4 @@
-"""Server-Sent Events read with a real HTTP client from gunicorn (gthread, as deployed), while a
+"""Server-Sent Events read with a real HTTP client from gunicorn (gevent, as deployed), while a
 real Celery worker changes what the stream follows.
 
 Embedded mode (no TEST_REDIS_URL): a stream re-reads the database every STREAM_POLL_SECONDS.
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import requests
 
-from .helpers import Event, EventStream, open_stream
+from .helpers import Event, EventStream, first_event, named, open_stream, stream, submit_bulk
 
 # Fast polling for embedded mode; in Redis mode only events (or the client's read timeout) move a stream.
 FOLLOW = {
@@ -25,37 +25,12 @@ FOLLOW = {
     "STREAM_HEARTBEAT_SECONDS": "600",
     "STREAM_MAX_SECONDS": "900",
 }
-# Long enough for a worker to start and finish under load; a stream that goes quiet for this long fails.
-READ_TIMEOUT = 60.0
-
-
-def stream(server, path: str, user, timeout: float = READ_TIMEOUT) -> EventStream:
-    opened = open_stream(f"{server.url}{path}", user.access_token, timeout=timeout)
-    assert isinstance(opened, EventStream), f"{opened.status_code}: {opened.text}"
-    assert opened.response.headers["Content-Type"].startswith("text/event-stream")
-    return opened
-
-
-def named(items: list[Event]) -> list[Event]:
-    """Events, without heartbeat comments."""
-    return [item for item in items if item.event is not None]
-
-
-def first_event(opened: EventStream) -> Event:
-    return next(item for item in opened if item.event is not None)
 
 
 def upload_file(server, user, content: bytes) -> dict:
     files = {"file": ("sample.bin", content, "application/octet-stream")}
     response = requests.post(f"{server.url}/api/files/upload", files=files, headers=user.headers, timeout=30)
     assert response.status_code == 201, response.text
-    return response.json()
-
-
-def submit_bulk(server, user, text: str) -> dict:
-    files = {"file": ("iocs.txt", text.encode(), "text/plain")}
-    response = requests.post(f"{server.url}/api/bulk", files=files, headers=user.headers, timeout=30)
-    assert response.status_code == 202, response.text
     return response.json()
 
 

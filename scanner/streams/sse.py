@@ -1,0 +1,113 @@
+"""The event loop every stream runs, and its framing.
+
+A stream sends an event whenever what it follows changes and a final event: `complete`,
+`timeout` after `STREAM_MAX_SECONDS` (the client reconnects if it still cares), or `unauthorized`
+once its token is revoked (logout, password change) or expires. Every `STREAM_HEARTBEAT_SECONDS`
+it sends a comment line (so proxies keep the connection and a vanished client is noticed at the
+next write), re-checks its token and renews its place in the count of open streams.
+
+It wakes on `scanner.events` and re-reads the database, which is the truth; between reads it
+holds no database connection.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+from flask import Response, current_app, stream_with_context
+
+from .. import events
+from ..auth.revocation import is_revoked
+from ..errors import error_type
+from ..extensions import db
+from ..jsonable import json_default
+from . import slots
+
+# A snapshot: (what decides whether anything changed, the event's data).
+Snapshot = tuple[Hashable, dict[str, Any]]
+RECONNECT_MS = 3000
+EVENT_STREAM_DOC = {"200": {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {}}}}}
+
+
+def sse(event: str, data: Any) -> str:
+    """One event; `data` as JSON on a single line."""
+    return f"event: {event}\ndata: {json.dumps(data, default=json_default, separators=(',', ':'))}\n\n"
+
+
+def _unauthorized(code: str, message: str) -> str:
+    return sse("unauthorized", {"error": {"code": code, "message": message, "type": error_type(401), "details": {}}})
+
+
+def follow(
+    kind: str,
+    ident: uuid.UUID,
+    snapshot: Callable[[], Snapshot],
+    is_final: Callable[[dict[str, Any]], bool],
+    event: str,
+    token: dict[str, Any],
+    slot: slots.Slot,
+) -> Iterator[str]:
+    """Events for one object until it is final, the stream's time is up or its token is no good."""
+    cfg = current_app.config
+    heartbeat, limit = cfg["STREAM_HEARTBEAT_SECONDS"], cfg["STREAM_MAX_SECONDS"]
+    started = time.monotonic()
+    token_ends = started + (token["exp"] - time.time()) if "exp" in token else float("inf")
+    subscription = events.subscribe(kind, ident)  # before the first read, so no change slips between
+    try:
+        last: Hashable = object()
+        last_beat = started
+        while True:
+            signature, data = snapshot()
+            db.session.close()  # no connection is held while waiting
+            if signature != last:
+                yield sse(event, data)
+                last = signature
+            if is_final(data):
+                yield sse("complete", data)
+                return
+            now = time.monotonic()
+            if now >= token_ends:
+                yield _unauthorized("TOKEN_EXPIRED", "Token has expired; sign in again and reconnect")
+                return
+            if now - started >= limit:
+                yield sse("timeout", {"message": f"Stream closed after {limit:g} seconds; reconnect to go on"})
+                return
+            if now - last_beat >= heartbeat:
+                last_beat = now
+                revoked = is_revoked(token, fresh=True)
+                db.session.close()
+                if revoked:
+                    yield _unauthorized("TOKEN_REVOKED", "Token has been revoked")
+                    return
+                slots.renew(slot)
+                yield ": heartbeat\n\n"
+            wait = min(subscription.interval, heartbeat - (now - last_beat), limit - (now - started), token_ends - now)
+            subscription.wait(wait)
+    finally:
+        subscription.close()
+
+
+def response(body: Iterator[str], slot: slots.Slot) -> Response:
+    """The streaming response; its slot is freed when the server closes it, however it ended."""
+    app = current_app._get_current_object()
+
+    def release() -> None:
+        with app.app_context():
+            try:
+                slots.release(slot)
+            finally:
+                db.session.remove()
+
+    def framed() -> Iterator[str]:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        yield from body
+
+    result = Response(stream_with_context(framed()), mimetype="text/event-stream")
+    result.headers["Cache-Control"] = "no-cache, no-store"
+    result.headers["X-Accel-Buffering"] = "no"  # nginx would otherwise hold events back
+    result.call_on_close(release)
+    return result
