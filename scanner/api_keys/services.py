@@ -1,8 +1,8 @@
 """The rules for a user's VirusTotal keys: ownership, duplicates, validation, encryption.
 
-Checking a key with VirusTotal costs one request of that key's quota, so the check takes a token
-from the key's budget like any other call (the budget is named by the key's fingerprint, so it
-exists before the key is stored). When the budget has no token, or VirusTotal cannot be reached,
+Checking a key with VirusTotal costs one request of that key's quota, so the check passes the
+same quota gate as any other call (the budget is named by the key's fingerprint, so it exists
+before the key is stored). When the budget has no token, or VirusTotal cannot be reached,
 the key is stored unverified with the reason in `last_error`; its first successful use verifies it.
 """
 
@@ -22,8 +22,9 @@ from ..db_types import utcnow
 from ..errors import Conflict, NotFound, ProviderError, QuotaExhausted, ValidationFailed
 from ..extensions import db
 from ..ids import parse_uuid
-from ..virustotal import gateway, quota
+from ..virustotal import quota
 from ..virustotal.errors import RateLimitedError, VirusTotalError
+from ..virustotal.gateway import KeyBusy, gated_client
 from . import crypto
 from .models import ApiKey
 
@@ -150,11 +151,10 @@ def _set_value(key: ApiKey, value: str, per_minute: int, per_day: int) -> None:
 
 
 def _check(value: str, budget: quota.Budget) -> Check:
-    wait = quota.try_acquire(budget)
-    if wait > 0:
-        return Check(None, "Not verified: the key's VirusTotal quota is in use right now", retry_after=wait)
     try:
-        valid = gateway.make_client(value).validate_key()
+        valid = gated_client(value, budget).validate_key()
+    except KeyBusy as exc:
+        return Check(None, "Not verified: the key's VirusTotal quota is in use right now", retry_after=exc.retry_after)
     except RateLimitedError:
         # VirusTotal checks the key before its quota: a 429 means the key is known.
         quota.mark_exhausted(budget, "minute")

@@ -21,12 +21,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import QuotaExhausted
 from ..extensions import db
 from ..files.models import File
-from ..virustotal import gateway
 from ..virustotal.client import VirusTotalClient
 from ..virustotal.errors import NotFoundError
 from ..virustotal.models import IndicatorReport
@@ -241,7 +241,7 @@ def poll(user: User, ind: Indicator, analysis_id: str) -> Answer | None:
 
 def _call(user: User, fn):
     try:
-        return gateway.call(user, fn)
+        return selection.call(user, fn)
     except redis.RedisError as exc:
         raise QuotaStoreUnavailable(
             "The VirusTotal quota store is unreachable; retrying", retry_after=QUOTA_STORE_RETRY_SECONDS

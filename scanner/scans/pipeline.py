@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
+from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import AppError, QuotaExhausted
@@ -24,7 +25,6 @@ from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.storage import blob_store
-from ..virustotal import gateway
 from ..virustotal.errors import NotFoundError, VirusTotalError
 from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
@@ -128,7 +128,7 @@ def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
     # The quota store takes its own lock on the database; our pending writes must not hold one.
     # Committing here also shows the user the stage the scan is in while VirusTotal answers.
     db.session.commit()
-    result = gateway.call(user, fn, key_id=scan.api_key_id)
+    result = selection.call(user, fn, key_id=scan.api_key_id)
     scan.attempts = 0
     return result
 
