@@ -129,7 +129,12 @@ def _ranked_keys(user: User) -> list[ApiKey]:
             .where(ApiKey.user_id == user.id, ApiKey.is_active.is_(True))
             .execution_options(populate_existing=True)
         ).all()
-    waits = {key.id: quota.wait_time(key) for key in keys}
+    try:
+        waits = {key.id: quota.wait_time(key) for key in keys}
+    except quota.QuotaStoreUnavailable:
+        # Ranked by use alone: the gate refuses the call itself until the store is back, and a
+        # route that only needs to know a key exists (an upload, a bulk job) still answers.
+        waits = dict.fromkeys((key.id for key in keys), 0.0)
     never = datetime.min.replace(tzinfo=UTC)
     return sorted(keys, key=lambda k: (waits[k.id], k.last_used_at or never))
 

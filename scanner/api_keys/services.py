@@ -129,9 +129,17 @@ def validate_value(user: User, value: str) -> Check:
 
 
 def describe(key: ApiKey) -> dict[str, Any]:
-    """The key as the API shows it, with its budget's usage now."""
-    usage = quota.usage(key)
-    exhausted_until = usage.pop("exhausted_until")
+    """The key as the API shows it, with its budget's usage now (None while the quota store is
+    unreachable: the key itself is still worth showing)."""
+    try:
+        usage: dict[str, Any] | None = quota.usage(key)
+    except quota.QuotaStoreUnavailable:
+        usage = None
+    if usage is not None:
+        exhausted_until = usage.pop("exhausted_until")
+    else:  # the pause VirusTotal's last 429 set, as the row remembers it
+        paused = key.exhausted_until
+        exhausted_until = paused if paused is not None and paused > utcnow() else None
     fields = ("id", "name", "is_active", "created_at", "updated_at", "last4", "is_verified")
     fields += ("per_minute", "per_day", "last_used_at", "last_error")
     return {**{name: getattr(key, name) for name in fields}, "usage": usage, "exhausted_until": exhausted_until}
