@@ -377,7 +377,10 @@ def store(app: Flask | None = None) -> QuotaStore:
     if cached is not None and cached[0] == settings:
         return cached[1]
     if app.config.get("REDIS_URL"):
-        created: QuotaStore = RedisQuotaStore(redis.Redis.from_url(app.config["REDIS_URL"]), window, margin)
+        # A frozen Redis must not hold a request or a task for as long as it stays frozen: after a
+        # few seconds the store counts as unreachable (503 for a request, a wait for the work).
+        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=3)
+        created: QuotaStore = RedisQuotaStore(client, window, margin)
     else:
         from ..extensions import db
 
