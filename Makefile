@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run try test test-services bench load lint format demo migrate clean
+.PHONY: run try test test-services chaos bench load lint format demo migrate clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: install
 test-services: install
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest
+
+# The whole service on this machine, one fault at a time (scripts/chaos.py); needs PostgreSQL and
+# redis-server, and a database of its own, which the run empties.
+chaos: install
+	CHAOS_DATABASE_URL=$${CHAOS_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/scanner_chaos} \
+	$(BIN)/python scripts/chaos.py
 
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -75,6 +75,11 @@ class Config:
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
             "broker_connection_retry_on_startup": True,
+            # The worker waits out a broker outage of any length instead of exiting after 100 tries.
+            "broker_connection_max_retries": None,
+            # A task cut off from the broker runs on: its message comes back after the reconnect,
+            # and the row's lease keeps the second run from repeating the work.
+            "worker_cancel_long_running_tasks_on_connection_loss": False,
             "broker_transport_options": {"polling_interval": env_float("BROKER_POLL_SECONDS", 1.0)},
             "beat_schedule_filename": str(instance / "celerybeat-schedule"),
             "timezone": "UTC",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,27 @@ class QuotaExhausted(AppError):
 
 class ProviderError(AppError):
     status, code, message = 502, "PROVIDER_ERROR", "VirusTotal could not answer"
+
+
+class ServiceUnavailable(RetryLater):
+    """A store the request needs (the database, Redis) cannot be reached right now."""
+
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "The service is briefly unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 5, **kwargs: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **kwargs)
+
+
+# What a blink of a store looks like from here: the database or Redis refused, dropped or did not
+# answer the connection. Answered 503 + Retry-After, never 500.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
 
 
 # `type` is the error's kind, one per status, so a client can branch on it; `code` says more.
@@ -202,6 +225,11 @@ def app_error_response(error: AppError):
     return envelope(error.status, error.code, error.message, error_type(error.status), error.details, error.headers)
 
 
+def store_outage_response(error: Exception):
+    log.warning("a store is unreachable (request_id=%s): %s", g.get("request_id"), type(error).__name__, exc_info=True)
+    return app_error_response(ServiceUnavailable())
+
+
 def unexpected_error_response(error: Exception):
     request_id = g.get("request_id")
     log.exception("unhandled error (request_id=%s)", request_id)
@@ -224,6 +252,8 @@ class ScannerApi(Api):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AppError, app_error_response)
     app.register_error_handler(HTTPException, http_error_response)
+    for outage in STORE_OUTAGES:
+        app.register_error_handler(outage, store_outage_response)
     app.register_error_handler(Exception, unexpected_error_response)
 
 

@@ -85,7 +85,9 @@ class ApiKeySchema(Schema):
     per_day = fields.Integer()
     last_used_at = fields.DateTime(allow_none=True)
     last_error = fields.String(allow_none=True)
-    usage = fields.Nested(ApiKeyUsageSchema)
+    usage = fields.Nested(
+        ApiKeyUsageSchema, allow_none=True, metadata={"description": "null while the quota store is unreachable"}
+    )
     exhausted_until = fields.DateTime(
         allow_none=True, metadata={"description": "VirusTotal answered 429: no call uses the key before then"}
     )

@@ -1,8 +1,8 @@
 """The rules for a user's VirusTotal keys: ownership, duplicates, validation, encryption.
 
-Checking a key with VirusTotal costs one request of that key's quota, so the check takes a token
-from the key's budget like any other call (the budget is named by the key's fingerprint, so it
-exists before the key is stored). When the budget has no token, or VirusTotal cannot be reached,
+Checking a key with VirusTotal costs one request of that key's quota, so the check passes the
+same quota gate as any other call (the budget is named by the key's fingerprint, so it exists
+before the key is stored). When the budget has no token, or VirusTotal cannot be reached,
 the key is stored unverified with the reason in `last_error`; its first successful use verifies it.
 """
 
@@ -22,8 +22,9 @@ from ..db_types import utcnow
 from ..errors import Conflict, NotFound, ProviderError, QuotaExhausted, ValidationFailed
 from ..extensions import db
 from ..ids import parse_uuid
-from ..virustotal import gateway, quota
+from ..virustotal import quota
 from ..virustotal.errors import RateLimitedError, VirusTotalError, VTConnectionError
+from ..virustotal.gateway import KeyBusy, gated_client
 from . import crypto
 from .models import ApiKey
 
@@ -128,9 +129,17 @@ def validate_value(user: User, value: str) -> Check:
 
 
 def describe(key: ApiKey) -> dict[str, Any]:
-    """The key as the API shows it, with its budget's usage now."""
-    usage = quota.usage(key)
-    exhausted_until = usage.pop("exhausted_until")
+    """The key as the API shows it, with its budget's usage now (None while the quota store is
+    unreachable: the key itself is still worth showing)."""
+    try:
+        usage: dict[str, Any] | None = quota.usage(key)
+    except quota.QuotaStoreUnavailable:
+        usage = None
+    if usage is not None:
+        exhausted_until = usage.pop("exhausted_until")
+    else:  # the pause VirusTotal's last 429 set, as the row remembers it
+        paused = key.exhausted_until
+        exhausted_until = paused if paused is not None and paused > utcnow() else None
     fields = ("id", "name", "is_active", "created_at", "updated_at", "last4", "is_verified")
     fields += ("per_minute", "per_day", "last_used_at", "last_error")
     return {**{name: getattr(key, name) for name in fields}, "usage": usage, "exhausted_until": exhausted_until}
@@ -150,18 +159,15 @@ def _set_value(key: ApiKey, value: str, per_minute: int, per_day: int) -> None:
 
 
 def _check(value: str, budget: quota.Budget) -> Check:
-    wait, grant = quota.take(budget)
-    if wait > 0:
-        return Check(None, "Not verified: the key's VirusTotal quota is in use right now", retry_after=wait)
     try:
-        valid = gateway.make_client(value).validate_key()
+        valid = gated_client(value, budget).validate_key()
+    except KeyBusy as exc:
+        return Check(None, "Not verified: the key's VirusTotal quota is in use right now", retry_after=exc.retry_after)
     except RateLimitedError:
         # VirusTotal checks the key before its quota: a 429 means the key is known.
         quota.mark_exhausted(budget, "minute")
         return Check(True, "API key is valid (its VirusTotal quota is used up for now)")
-    except VTConnectionError as exc:
-        if not exc.reached:  # VirusTotal counted nothing
-            quota.give_back(budget, grant)
+    except VTConnectionError as exc:  # the client gave the token back if the request never left
         return Check(None, f"Not verified: {exc}")
     except VirusTotalError as exc:
         log.warning("could not check an API key with VirusTotal: %s", exc)

@@ -16,31 +16,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
-from ..errors import QuotaExhausted
 from ..extensions import db
 from ..files.models import File
-from ..virustotal import gateway
 from ..virustotal.client import VirusTotalClient
 from ..virustotal.errors import NotFoundError
 from ..virustotal.models import IndicatorReport
+from ..virustotal.quota import QuotaStoreUnavailable  # noqa: F401  what lookups wait on
 from ..virustotal.store import save_report
 from . import cache
 from .indicators import Indicator
 from .models import HashAlias
 
 _BATCH = 500
-QUOTA_STORE_RETRY_SECONDS = 30.0
-
-
-class QuotaStoreUnavailable(QuotaExhausted):
-    """The key budgets live in Redis and Redis is down: no request may be sent, so the work waits."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +217,7 @@ def fetch(
             return None
 
     started = time.monotonic()
-    result = _call(user, ask)
+    result = selection.call(user, ask)
     if isinstance(result, Submitted):
         return result
     return Answer(result, "virustotal", utcnow(), _ms_since(started))
@@ -232,20 +226,11 @@ def fetch(
 def poll(user: User, ind: Indicator, analysis_id: str) -> Answer | None:
     """The URL's report once VirusTotal's analysis has completed; None while it runs."""
     started = time.monotonic()
-    analysis = _call(user, lambda client: client.get_analysis(analysis_id))
+    analysis = selection.call(user, lambda client: client.get_analysis(analysis_id))
     data = analysis.get("data") or {}
     if (data.get("attributes") or {}).get("status") != "completed":
         return None
     return Answer(url_object_from_analysis(analysis, ind.value), "virustotal", utcnow(), _ms_since(started))
-
-
-def _call(user: User, fn):
-    try:
-        return gateway.call(user, fn)
-    except redis.RedisError as exc:
-        raise QuotaStoreUnavailable(
-            "The VirusTotal quota store is unreachable; retrying", retry_after=QUOTA_STORE_RETRY_SECONDS
-        ) from exc
 
 
 def url_object_from_analysis(analysis: dict[str, Any], url: str) -> dict[str, Any]:

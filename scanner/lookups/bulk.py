@@ -29,13 +29,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, insert, or_, select, update
 
+from ..api_keys import selection
 from ..auth.access import own_or_404, owned_or_404
 from ..auth.models import User
 from ..db_types import new_uuid, utcnow
 from ..errors import Conflict, InvalidIndicator, ValidationFailed
 from ..extensions import db
 from ..ids import parse_uuid
-from ..virustotal import gateway
 from . import answers, engine, indicators
 from .indicators import Indicator
 from .models import ITEM_STATUSES, JOB_FINISHED, BulkItem, BulkJob
@@ -150,7 +150,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, str]]:
 def create_job(user: User, content: bytes, filename: str | None, content_type: str | None) -> BulkJob:
     """A job and its items, due now. The key is checked first, so a job that could never run is
     answered 400 instead of failing later."""
-    gateway.pick_key(user)
+    selection.pick_key(user)
     parsed = parse_upload(content, filename, content_type, current_app.config["BULK_MAX_IOCS"])
     now = utcnow()
     job = BulkJob(

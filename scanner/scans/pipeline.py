@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
+from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import AppError, QuotaExhausted
@@ -23,7 +24,7 @@ from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.storage import blob_store
-from ..virustotal import gateway, retries
+from ..virustotal import retries
 from ..virustotal.errors import NotFoundError, VirusTotalError
 from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
@@ -126,7 +127,7 @@ def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
     # The quota store takes its own lock on the database; our pending writes must not hold one.
     # Committing here also shows the user the stage the scan is in while VirusTotal answers.
     db.session.commit()
-    result = gateway.call(user, fn, key_id=scan.api_key_id)
+    result = selection.call(user, fn, key_id=scan.api_key_id)
     scan.attempts = 0
     return result
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
 from ..extensions import db
 from ..files.models import File
 from ..ids import parse_uuid
-from ..virustotal import gateway
 from .models import Scan
 
 
@@ -31,7 +31,7 @@ def start_scan(
 ) -> Scan:
     """A new scan row, due at once. The key is checked now, so a request that could never run
     is answered 400/404 instead of failing later in a worker."""
-    gateway.pick_key(user, api_key_id)
+    selection.pick_key(user, api_key_id)
     scan = Scan(
         user_id=user.id,
         file_id=file.id,

@@ -1,64 +1,41 @@
-"""The way in to VirusTotal for a user's work: picks one of the user's keys, takes a token from
-its budget before every request, and reacts to what VirusTotal says about the key.
+"""The one quota gate: every client handed out here, right before each HTTP request, ends the
+session's transaction and takes a token from its key's budget (KeyBusy, a QuotaExhausted, when
+there is none).
 
-- 429 (quota exceeded): the key's budget is blocked until its window resets (the minute, or
-  00:00 UTC once the day's count is spent or a minute's pause did not help) and the work moves
-  to the user's next active key; with none left, QuotaExhausted says when to retry.
-- 401 (key rejected): the key is deactivated, with the reason in `last_error`, and the work
-  moves on.
-- any other answer below 500 (a 404 too: VirusTotal took the key): `last_used_at`, and
-  `is_verified` for a key stored while VirusTotal could not check it.
+No transaction stays open while VirusTotal answers: a call may last minutes (an upload), and an
+open transaction would pin a connection `idle in transaction`, holding back vacuum, all that
+time. Callers commit their writes before calling; what the gate ends holds only reads.
 
-Key-state changes are written in a short transaction of their own, so they stick even when
-the caller rolls its work back. On SQLite that transaction, like the quota's row lock, needs the
-database's single write lock: call VirusTotal after committing, never with writes pending.
+Whose key it is, which key to use and what to record about it belong to the keys
+(`api_keys.selection`); this module knows a key only as its value and its budget.
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.orm.attributes import set_committed_value
 
-from ..api_keys import crypto
-from ..api_keys.models import ApiKey
-from ..auth.models import User
-from ..db_types import utcnow
-from ..errors import AppError, NoActiveApiKey, NotFound, QuotaExhausted, ValidationFailed
+from ..errors import QuotaExhausted
 from ..extensions import db
 from . import quota
 from .client import Refund, VirusTotalClient
-from .errors import InvalidKeyError, RateLimitedError, VirusTotalError
 
-__all__ = ["call", "call_with_key", "client_for", "make_client", "pick_key"]
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-UNDECRYPTABLE = "The stored key cannot be decrypted with the configured encryption keys"
+__all__ = ["KeyBusy", "gated_client"]
 
 
 class KeyBusy(QuotaExhausted):
     """This key's budget has no token now (raised by the client's quota gate)."""
 
 
-def pick_key(user: User, key_id: uuid.UUID | None = None) -> ApiKey:
-    """The key a call would use: the named one, or the user's active key whose budget frees
-    soonest. Raises NotFound, ValidationFailed("API key is not active") or NoActiveApiKey."""
-    if key_id is not None:
-        return _named_key(user, key_id)
-    keys = _ranked_keys(user)
-    if not keys:
-        raise NoActiveApiKey()
-    return keys[0]
+def gated_client(key_value: str, budget: quota.Budget) -> VirusTotalClient:
+    """A client for `key_value` whose every request first takes a token from `budget`."""
 
+    def acquire() -> Refund:
+        _end_transaction()
+        wait, grant = quota.take(budget)
+        if wait > 0:
+            raise KeyBusy("This API key's VirusTotal quota is used up for now", retry_after=wait)
+        return lambda: quota.give_back(budget, grant)
 
-def make_client(key_value: str, acquire: Callable[[], Refund | None] | None = None) -> VirusTotalClient:
     cfg = current_app.config
     return VirusTotalClient(
         key_value,
@@ -68,149 +45,8 @@ def make_client(key_value: str, acquire: Callable[[], Refund | None] | None = No
     )
 
 
-def client_for(key: ApiKey) -> VirusTotalClient:
-    """A client for a stored key whose every request first takes a token from the key's budget
-    (KeyBusy, a QuotaExhausted, when there is none)."""
-    budget = quota.Budget.of(key)
-
-    def acquire() -> Refund:
-        wait, grant = quota.take(budget)
-        if wait > 0:
-            raise KeyBusy("This API key's VirusTotal quota is used up for now", retry_after=wait)
-        return lambda: quota.give_back(budget, grant)
-
-    return make_client(crypto.decrypt(key.ciphertext), acquire)
-
-
-def call_with_key(key: ApiKey, fn: Callable[[VirusTotalClient], T]) -> T:
-    """Run `fn` with this key only. A 429 becomes QuotaExhausted (with when to retry); a 401
-    deactivates the key and is raised as the client's InvalidKeyError."""
-    try:
-        return _run(key, fn)
-    except RateLimitedError as exc:
-        raise QuotaExhausted("This API key's VirusTotal quota is used up", retry_after=_wait_of(key)) from exc
-    except crypto.InvalidToken:
-        raise AppError(UNDECRYPTABLE, code="KEY_DECRYPTION_FAILED") from None
-
-
-def call(user: User, fn: Callable[[VirusTotalClient], T], key_id: uuid.UUID | None = None) -> T:
-    """Run `fn` with one of the user's keys, moving to the next active key when one is out of
-    budget or rejected. A named key is never swapped for another."""
-    if key_id is not None:
-        return call_with_key(_named_key(user, key_id), fn)
-    keys = _ranked_keys(user)
-    waits: list[float] = []
-    for key in keys:
-        try:
-            return _run(key, fn)
-        except KeyBusy as exc:
-            waits.append(exc.retry_after)
-        except RateLimitedError:
-            waits.append(_wait_of(key))
-        except (InvalidKeyError, crypto.InvalidToken):
-            continue
-    if waits:
-        raise QuotaExhausted("No API key has VirusTotal quota left", retry_after=min(waits))
-    if keys:
-        raise NoActiveApiKey("No usable API key left: each active key failed (see its last_error)")
-    raise NoActiveApiKey()
-
-
-def _named_key(user: User, key_id: uuid.UUID) -> ApiKey:
-    with db.session.no_autoflush:
-        key = db.session.get(ApiKey, key_id, populate_existing=True)
-    if key is None or key.user_id != user.id:
-        raise NotFound("API key not found")
-    if not key.is_active:
-        raise ValidationFailed("API key is not active")
-    return key
-
-
-def _ranked_keys(user: User) -> list[ApiKey]:
-    """Active keys, those with budget now (or soonest) first, the least recently used first
-    among equals so the load spreads."""
-    # No autoflush: flushing the caller's pending rows here would take SQLite's write lock.
-    with db.session.no_autoflush:
-        keys = db.session.scalars(
-            select(ApiKey)
-            .where(ApiKey.user_id == user.id, ApiKey.is_active.is_(True))
-            .execution_options(populate_existing=True)
-        ).all()
-    waits = {key.id: quota.wait_time(key) for key in keys}
-    never = datetime.min.replace(tzinfo=UTC)
-    return sorted(keys, key=lambda k: (waits[k.id], k.last_used_at or never))
-
-
-def _run(key: ApiKey, fn: Callable[[VirusTotalClient], T]) -> T:
-    try:
-        client = client_for(key)
-    except crypto.InvalidToken:
-        log.error("API key %s cannot be decrypted with the configured ENCRYPTION_KEYS", key.id)
-        _save(key, last_error=UNDECRYPTABLE)
-        raise
-    try:
-        result = fn(client)
-    except InvalidKeyError as exc:
-        log.warning("VirusTotal rejected API key %s (…%s): deactivated", key.id, key.last4)
-        _save(key, edited=True, is_active=False, last_error=f"VirusTotal rejected the key ({exc.code}); deactivated")
-        raise
-    except RateLimitedError:
-        _exhaust(key)
-        raise
-    except VirusTotalError as exc:
-        if exc.http_status is not None and exc.http_status < 500:  # VirusTotal took the key, then refused
-            _touch(key)
-        raise
-    _touch(key)
-    return result
-
-
-def _exhaust(key: ApiKey) -> None:
-    scope = _scope_of_429(key)
-    until = quota.mark_exhausted(key, scope)
-    log.warning("VirusTotal quota of API key %s (…%s) exceeded: paused until %s", key.id, key.last4, until)
-    _save(
-        key, exhausted_until=until, last_error=f"VirusTotal quota exceeded; paused until {until:%Y-%m-%d %H:%M:%S} UTC"
-    )
-
-
-def _scope_of_429(key: ApiKey) -> quota.Scope:
-    """Which window to wait for: VirusTotal's 429 does not say."""
-    if quota.usage(key)["day_used"] >= key.per_day:
-        return "day"
-    # Refused again within a window of the last pause ending: the minute is not the problem, the
-    # daily (or monthly) allowance is, whoever else spent it.
-    cfg = current_app.config
-    span = timedelta(seconds=cfg["VT_QUOTA_MINUTE_SECONDS"] + cfg["VT_QUOTA_MARGIN_SECONDS"])
-    with db.session.no_autoflush:
-        last_pause = db.session.scalar(select(ApiKey.exhausted_until).where(ApiKey.id == key.id))
-    now = utcnow()
-    if last_pause is not None and now - span < last_pause <= now:
-        return "day"
-    return "minute"
-
-
-def _wait_of(key: ApiKey) -> float:
-    return max(quota.wait_time(key), 1e-3)
-
-
-def _touch(key: ApiKey) -> None:
-    # An answer proves the key works: a key stored unverified (VirusTotal was down) is verified.
-    _save(key, last_used_at=utcnow(), is_verified=True, last_error=None)
-
-
-def _save(key: ApiKey, *, edited: bool = False, **values: Any) -> None:
-    """Write key state in its own transaction and show it on the caller's object as committed,
-    so the caller's rollback cannot undo it and its commit does not write it again.
-
-    `updated_at` moves only for an `edited` key (one whose settings changed, as on deactivation):
-    using a key is not editing it.
-    """
-    quota.ensure_no_pending_sqlite_writes()
-    if edited:
-        values["updated_at"] = utcnow()
-    with db.engine.begin() as conn:
-        # Naming updated_at, even as itself, stops the column's onupdate from firing.
-        conn.execute(update(ApiKey).where(ApiKey.id == key.id).values({"updated_at": ApiKey.updated_at, **values}))
-    for name, value in values.items():
-        set_committed_value(key, name, value)
+def _end_transaction() -> None:
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("commit before calling VirusTotal: no transaction may stay open across a call")
+    session.commit()

@@ -38,6 +38,7 @@ from .models import QuotaBudget, QuotaGrant
 __all__ = [
     "Budget",
     "QuotaStore",
+    "QuotaStoreUnavailable",
     "RedisQuotaStore",
     "Scope",
     "SqlQuotaStore",
@@ -54,6 +55,19 @@ __all__ = [
 
 DAY = 86400
 Scope = Literal["minute", "day"]
+STORE_RETRY_SECONDS = 10.0
+
+
+class QuotaStoreUnavailable(QuotaExhausted):
+    """The budgets live in Redis and Redis cannot be reached: no request may be sent, since it
+    could not be counted. Work waits as it would for quota; a request is answered 503."""
+
+    status, code = 503, "QUOTA_STORE_UNAVAILABLE"
+    message = "The VirusTotal quota store is unreachable; retrying"
+
+    def __init__(self, message: str | None = None, *, retry_after: float = STORE_RETRY_SECONDS, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {})["Retry-After"] = str(math.ceil(retry_after))
+        super().__init__(message, retry_after=retry_after, **kwargs)
 
 
 class KeyLike(Protocol):
@@ -360,9 +374,17 @@ class RedisQuotaStore(QuotaStore):
         base = f"{self.prefix}{{{budget_id}}}"
         return [f"{base}:grants", f"{base}:day", f"{base}:block"]
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise QuotaStoreUnavailable() from exc
+
     def _run(self, budget: Budget, take: bool, grant: str = "") -> float:
         args = [self.span, budget.per_minute, budget.per_day, "1" if take else "0", grant]
-        return float(self._try_acquire(keys=self._keys(budget.id), args=args))
+        with self._reachable():
+            return float(self._try_acquire(keys=self._keys(budget.id), args=args))
 
     def take(self, budget: Budget) -> tuple[float, str | None]:
         grant = uuid.uuid4().hex
@@ -370,18 +392,21 @@ class RedisQuotaStore(QuotaStore):
         return (wait, None) if wait > 0.0 else (0.0, grant)
 
     def give_back(self, budget: Budget, grant: str) -> None:
-        self._give_back(keys=self._keys(budget.id)[:2], args=[grant])
+        with self._reachable():
+            self._give_back(keys=self._keys(budget.id)[:2], args=[grant])
 
     def wait_time(self, budget: Budget) -> float:
         return self._run(budget, take=False)
 
     def usage(self, budget: Budget) -> dict[str, Any]:
-        now, day_used, blocked, *grants = self._usage(keys=self._keys(budget.id), args=[self.span])
+        with self._reachable():
+            now, day_used, blocked, *grants = self._usage(keys=self._keys(budget.id), args=[self.span])
         state = _State(float(now), [float(g) for g in grants], int(day_used), float(blocked))
         return _usage(state, budget, self.span)
 
     def block(self, budget: Budget, scope: Scope) -> datetime:
-        until = self._block(keys=[self._keys(budget.id)[2]], args=[self.span, scope])
+        with self._reachable():
+            until = self._block(keys=[self._keys(budget.id)[2]], args=[self.span, scope])
         return _at(float(until))
 
 
@@ -394,7 +419,10 @@ def store(app: Flask | None = None) -> QuotaStore:
     if cached is not None and cached[0] == settings:
         return cached[1]
     if app.config.get("REDIS_URL"):
-        created: QuotaStore = RedisQuotaStore(redis.Redis.from_url(app.config["REDIS_URL"]), window, margin)
+        # A frozen Redis must not hold a request or a task for as long as it stays frozen: after a
+        # few seconds the store counts as unreachable (503 for a request, a wait for the work).
+        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=3)
+        created: QuotaStore = RedisQuotaStore(client, window, margin)
     else:
         from ..extensions import db
 

@@ -1,13 +1,13 @@
-"""Shared by the key tests: an address nothing listens on, and a call through the gateway."""
+"""Shared by the key tests: an address nothing listens on, and a call through the key selection."""
 
 from __future__ import annotations
 
 import socket
 import uuid
 
+from scanner.api_keys import selection
 from scanner.auth.models import User
 from scanner.extensions import db
-from scanner.virustotal import gateway
 
 
 def closed_port_url() -> str:
@@ -22,4 +22,4 @@ def call_ip(flask_app, user_id: str, ip: str = "1.1.1.1") -> dict:
     """One VirusTotal lookup on the user's behalf, as the lookup and scan code make them."""
     with flask_app.app_context():
         user = db.session.get(User, uuid.UUID(user_id))
-        return gateway.call(user, lambda client: client.get_ip(ip))
+        return selection.call(user, lambda client: client.get_ip(ip))

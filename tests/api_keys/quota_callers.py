@@ -1,7 +1,7 @@
-"""A worker-like process for test_gateway: THREADS callers, each making one VirusTotal lookup for
-USER_ID through the gateway and, told the quota is used up, waiting as long as it says.
+"""A worker-like process for test_selection: THREADS callers, each making one VirusTotal lookup for
+USER_ID through the key selection and, told the quota is used up, waiting as long as it says.
 
-Run as `python -m tests.virustotal.quota_callers USER_ID THREADS` with the test run's environment;
+Run as `python -m tests.api_keys.quota_callers USER_ID THREADS` with the test run's environment;
 prints {"ok": n, "failed": [...]} as JSON.
 """
 
@@ -14,10 +14,10 @@ import time
 import uuid
 
 from scanner import create_app
+from scanner.api_keys import selection
 from scanner.auth.models import User
 from scanner.errors import QuotaExhausted
 from scanner.extensions import db
-from scanner.virustotal import gateway
 
 MAX_ATTEMPTS = 100
 
@@ -34,7 +34,7 @@ def main(user_id: str, threads: int) -> None:
             user = db.session.get(User, uuid.UUID(user_id))
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    gateway.call(user, lambda client: client.get_ip(f"10.0.0.{n}"))
+                    selection.call(user, lambda client: client.get_ip(f"10.0.0.{n}"))
                 except QuotaExhausted as exc:
                     time.sleep(exc.retry_after)
                 except Exception as exc:  # reported to the test, which fails on it

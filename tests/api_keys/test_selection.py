@@ -1,4 +1,4 @@
-"""The gateway over real keys, the real quota store and the emulator: budgets hold across
+"""Key selection over real keys, the real quota store and the emulator: budgets hold across
 processes, and work moves to another key when VirusTotal refuses one."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from scanner.api_keys import selection
 from scanner.api_keys.models import ApiKey
 from scanner.auth.models import User
 from scanner.errors import NoActiveApiKey, NotFound, QuotaExhausted, ValidationFailed
-from scanner.virustotal import gateway, quota
+from scanner.virustotal import quota
 from scanner.virustotal.errors import InvalidKeyError, TransientError, VTConnectionError
 from tests.api_keys.helpers import closed_port_url
 from tests.fixtures.processes import ROOT
@@ -49,7 +50,7 @@ def test_twenty_callers_in_two_processes_keep_a_key_within_its_minute(app, user,
     # The margin covers the time between taking a token and VirusTotal seeing the request; that
     # is network and scheduling jitter, which does not shrink with the scaled-down minute.
     env = {**os.environ, "VT_QUOTA_MINUTE_SECONDS": str(minute), "VT_QUOTA_MARGIN_SECONDS": "0.15"}
-    command = [sys.executable, "-m", "tests.virustotal.quota_callers", user.id, "10"]
+    command = [sys.executable, "-m", "tests.api_keys.quota_callers", user.id, "10"]
 
     processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     results = [json.loads(process.communicate(timeout=300)[0].splitlines()[-1]) for process in processes]
@@ -66,7 +67,7 @@ def test_twenty_callers_in_two_processes_keep_a_key_within_its_minute(app, user,
 def test_a_call_uses_the_users_key_and_records_its_use(db, client, user, add_key, vt_emulator):
     key = add_key(user)
 
-    answer = gateway.call(as_user(db, user), lookup)
+    answer = selection.call(as_user(db, user), lookup)
 
     assert answer["id"] == "8.8.4.4"
     assert vt_emulator.counts(key["key_value"]) == {IP: 2}  # the check when it was added, then this
@@ -80,7 +81,7 @@ def test_pick_key_prefers_a_key_with_budget_now(db, user, add_key):
     spent = add_key(user, per_minute=1, name="spent by its check")
     fresh = add_key(user, per_minute=1000, name="fresh")
 
-    assert str(gateway.pick_key(as_user(db, user)).id) == fresh["id"]
+    assert str(selection.pick_key(as_user(db, user)).id) == fresh["id"]
     assert quota.wait_time(stored(db, spent)) > 0
 
 
@@ -89,7 +90,7 @@ def test_calls_spread_over_the_keys_with_budget(db, user, add_key, vt_emulator):
     me = as_user(db, user)
 
     for _ in range(4):
-        gateway.call(me, lookup)
+        selection.call(me, lookup)
 
     # Each key: its check, then every other call.
     assert vt_emulator.counts(first["key_value"]) == vt_emulator.counts(second["key_value"]) == {IP: 3}
@@ -101,31 +102,31 @@ def test_pick_key_by_id(db, make_user, add_key):
     theirs = add_key(other)
     me = as_user(db, owner)
 
-    assert str(gateway.pick_key(me, uuid.UUID(key["id"])).id) == key["id"]
+    assert str(selection.pick_key(me, uuid.UUID(key["id"])).id) == key["id"]
     with pytest.raises(NotFound):
-        gateway.pick_key(me, uuid.UUID(theirs["id"]))
+        selection.pick_key(me, uuid.UUID(theirs["id"]))
     with pytest.raises(NotFound):
-        gateway.pick_key(me, uuid.uuid4())
+        selection.pick_key(me, uuid.uuid4())
     stored(db, key).is_active = False
     db.session.commit()
     with pytest.raises(ValidationFailed, match="API key is not active"):
-        gateway.pick_key(me, uuid.UUID(key["id"]))
+        selection.pick_key(me, uuid.UUID(key["id"]))
     with pytest.raises(NoActiveApiKey):
-        gateway.pick_key(me)
+        selection.pick_key(me)
 
 
 def test_a_user_without_keys_gets_no_active_api_key(db, user):
     with pytest.raises(NoActiveApiKey):
-        gateway.call(as_user(db, user), lookup)
+        selection.call(as_user(db, user), lookup)
 
 
 def test_a_429_pauses_the_key_and_moves_the_work_to_the_next(db, client, user, add_key, vt_emulator):
     refused, spare = add_key(user, name="refused"), add_key(user, name="spare")
     me = as_user(db, user)
-    gateway.call(me, lookup, key_id=uuid.UUID(spare["id"]))  # the spare is now the more recently used
+    selection.call(me, lookup, key_id=uuid.UUID(spare["id"]))  # the spare is now the more recently used
     vt_emulator.add_key(refused["key_value"], per_minute=0)  # VirusTotal answers 429 to it from now on
 
-    assert gateway.call(me, lookup)["id"] == "8.8.4.4"
+    assert selection.call(me, lookup)["id"] == "8.8.4.4"
 
     assert vt_emulator.statuses(refused["key_value"]) == {200: 1, 429: 1}
     assert vt_emulator.counts(spare["key_value"]) == {IP: 3}
@@ -135,7 +136,7 @@ def test_a_429_pauses_the_key_and_moves_the_work_to_the_next(db, client, user, a
     assert shown["is_active"] is True
 
     # Paused: the next calls go straight to the spare.
-    gateway.call(me, lookup)
+    selection.call(me, lookup)
     assert vt_emulator.statuses(refused["key_value"]) == {200: 1, 429: 1}
     assert vt_emulator.counts(spare["key_value"]) == {IP: 4}
 
@@ -143,10 +144,10 @@ def test_a_429_pauses_the_key_and_moves_the_work_to_the_next(db, client, user, a
 def test_a_401_deactivates_the_key_and_moves_the_work_to_the_next(db, client, user, add_key, vt_emulator):
     rejected, spare = add_key(user, name="rejected"), add_key(user, name="spare")
     me = as_user(db, user)
-    gateway.call(me, lookup, key_id=uuid.UUID(spare["id"]))
+    selection.call(me, lookup, key_id=uuid.UUID(spare["id"]))
     vt_emulator.set_faults(error_next={"status": 401, "code": "WrongCredentialsError"})
 
-    assert gateway.call(me, lookup)["id"] == "8.8.4.4"
+    assert selection.call(me, lookup)["id"] == "8.8.4.4"
 
     assert vt_emulator.statuses(rejected["key_value"]) == {200: 1, 401: 1}
     # Written in its own transaction: the caller's rollback does not bring the key back.
@@ -157,7 +158,7 @@ def test_a_401_deactivates_the_key_and_moves_the_work_to_the_next(db, client, us
     shown = client.get(f"/api/keys/{rejected['id']}", headers=user.headers).json["api_key"]
     assert shown["is_active"] is False
     assert shown["updated_at"] > rejected["updated_at"]
-    gateway.call(me, lookup)
+    selection.call(me, lookup)
     assert vt_emulator.total(rejected["key_value"]) == 2
 
 
@@ -168,7 +169,7 @@ def test_when_every_key_is_spent_the_caller_learns_the_soonest_free_token(db, us
     sent = vt_emulator.total()
 
     with pytest.raises(QuotaExhausted) as raised:
-        gateway.call(me, lookup)
+        selection.call(me, lookup)
 
     waits = [quota.wait_time(stored(db, key)) for key in (first, second)]
     assert 0 < raised.value.retry_after <= max(waits)
@@ -181,7 +182,7 @@ def test_a_named_key_is_never_swapped_for_another(db, user, add_key, vt_emulator
     vt_emulator.add_key(named["key_value"], per_minute=0)
 
     with pytest.raises(QuotaExhausted) as raised:
-        gateway.call(as_user(db, user), lookup, key_id=uuid.UUID(named["id"]))
+        selection.call(as_user(db, user), lookup, key_id=uuid.UUID(named["id"]))
 
     assert raised.value.retry_after > 0
     assert vt_emulator.total(other["key_value"]) == 1  # only its own check
@@ -192,7 +193,7 @@ def test_call_with_key_raises_the_rejection_and_deactivates_the_key(db, user, ad
     vt_emulator.set_faults(error_next={"status": 401, "code": "UserNotActiveError"})
 
     with pytest.raises(InvalidKeyError):
-        gateway.call_with_key(stored(db, key), lookup)
+        selection.call_with_key(stored(db, key), lookup)
 
     assert stored(db, key).is_active is False
 
@@ -202,7 +203,7 @@ def test_a_transient_error_reaches_the_caller_and_leaves_the_key_alone(db, user,
     vt_emulator.set_faults(transient_next=1)
 
     with pytest.raises(TransientError):
-        gateway.call(as_user(db, user), lookup)
+        selection.call(as_user(db, user), lookup)
 
     row = stored(db, key)
     assert (row.is_active, row.exhausted_until, row.last_used_at) == (True, None, None)
@@ -216,12 +217,12 @@ def test_a_429_right_after_a_pause_waits_for_the_next_utc_day(app, db, user, add
     me = as_user(db, user)
 
     with pytest.raises(QuotaExhausted) as first:
-        gateway.call(me, lookup)
+        selection.call(me, lookup)
     assert first.value.retry_after <= 0.6  # a minute's pause first: VirusTotal does not say which quota
 
     time.sleep(first.value.retry_after)
     with pytest.raises(QuotaExhausted) as second:
-        gateway.call(me, lookup)
+        selection.call(me, lookup)
 
     assert stored(db, key).exhausted_until == next_midnight()
     assert second.value.retry_after == pytest.approx(next_midnight().timestamp() - time.time(), abs=5)
@@ -231,10 +232,10 @@ def test_a_429_right_after_a_pause_waits_for_the_next_utc_day(app, db, user, add
 def test_the_day_budget_stops_calls_before_virustotal_has_to(db, user, add_key, vt_emulator):
     key = add_key(user, per_minute=100, per_day=2)
     me = as_user(db, user)
-    gateway.call(me, lookup)  # with the check, the day's two requests
+    selection.call(me, lookup)  # with the check, the day's two requests
 
     with pytest.raises(QuotaExhausted) as raised:
-        gateway.call(me, lookup)
+        selection.call(me, lookup)
 
     assert raised.value.retry_after == pytest.approx(next_midnight().timestamp() - time.time(), abs=5)
     assert vt_emulator.statuses(key["key_value"]) == {200: 2}
@@ -247,7 +248,7 @@ def test_a_request_that_never_reached_virustotal_costs_no_token(app, db, user, a
 
     for _ in range(6):  # more than the minute's budget: none of them is counted
         with pytest.raises(VTConnectionError) as raised:
-            gateway.call(as_user(db, user), lookup)
+            selection.call(as_user(db, user), lookup)
         assert raised.value.reached is False and "connection refused" in str(raised.value)
 
     after = quota.usage(stored(db, key))
@@ -261,7 +262,7 @@ def test_a_request_dropped_after_it_went_out_keeps_its_token(db, user, add_key, 
     vt_emulator.set_faults(drop_next=1)
 
     with pytest.raises(VTConnectionError) as raised:
-        gateway.call(as_user(db, user), lookup)
+        selection.call(as_user(db, user), lookup)
 
     # VirusTotal may have counted it, so the budget does too.
     assert raised.value.reached is True
