@@ -142,14 +142,14 @@ class Config:
         self.SCAN_DEADLINE_SECONDS = env_float("SCAN_DEADLINE_SECONDS", 30 * 60)
         self.SCAN_RETRY_BASE_SECONDS = env_float("SCAN_RETRY_BASE_SECONDS", 5.0)
         self.SCAN_RETRY_MAX_SECONDS = env_float("SCAN_RETRY_MAX_SECONDS", 300.0)
-        # A killed worker's scans are picked up again within lease + grace + sweep (45 s here).
+        # A killed worker's scans are picked up again within lease + grace + sweep (35 s here).
         self.SCAN_SWEEP_SECONDS = env_float("SCAN_SWEEP_SECONDS", 10.0)
         # Steps begun in a row without ending well (errors of any kind, a worker killed mid-step).
         self.SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 8)
         # How long a task owns a scan before another may pick it up; renewed while a step runs.
-        self.SCAN_LEASE_SECONDS = env_float("SCAN_LEASE_SECONDS", 20.0)
-        # How late a step may be before the sweep queues it again (a message may just be queued).
-        self.SCAN_STUCK_GRACE_SECONDS = env_float("SCAN_STUCK_GRACE_SECONDS", 15.0)
+        self.SCAN_LEASE_SECONDS = env_float("SCAN_LEASE_SECONDS", 15.0)
+        # How late a step may be before the sweep queues it again (its message may just be queued).
+        self.SCAN_STUCK_GRACE_SECONDS = env_float("SCAN_STUCK_GRACE_SECONDS", 10.0)
         # Finished reports and history pages stay cached this long unless a change retires them first.
         self.RESULTS_CACHE_SECONDS = env_int("RESULTS_CACHE_SECONDS", 300)
         self.RESULTS_EXPORT_MAX_ROWS = env_int("RESULTS_EXPORT_MAX_ROWS", 10000)

@@ -167,8 +167,10 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     """
     if interactive:
         row.attempts = (row.attempts or 0) + 1  # type: ignore[attr-defined]
+    name = f"{type(row).__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
     try:
         delay = work.step(row)
+        db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
         return work.wait_for_quota(row, exc)
@@ -185,10 +187,10 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     except Exception as exc:
         if interactive:
             raise
-        log.exception("unexpected error in a step of %s %s", type(row).__name__, getattr(row, "id", "?"))
-        # Whatever the step flushed is dropped (the session may not even be usable until then);
-        # what it committed stays, the claim's count of this attempt with it.
+        # Whatever the step flushed is dropped (the session is not even usable until then); what it
+        # committed stays, the claim's count of this attempt with it.
         db.session.rollback()
+        log.exception("unexpected error in a step of %s", name)
         # The exception's text may name hosts or users of our own services: the log has it.
         return _retry_or_fail(
             rows, row, work, "An internal error kept stopping it", f"{type(exc).__name__}, see the log"
