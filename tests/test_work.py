@@ -10,7 +10,7 @@ from tests.lookups.helpers import check, wait_for_lookup
 def queued_messages(app) -> int:
     celery = app.extensions["celery"]
     with celery.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(celery.conf.task_default_queue, passive=True).message_count
+        return conn.default_channel.queue_declare(celery.conf.task_default_queue).message_count
 
 
 def test_the_visibility_timeout_is_set_and_above_every_countdown(app):
