@@ -10,8 +10,7 @@ The lease, grace and sweep settings are the code's defaults.
 
     .venv/bin/python bench/resume.py [--files 12] [--latency-ms 300]
 
-BENCH_ROOT=/path/to/another/checkout measures that checkout's code with this script (run it with
-that checkout's Python); BENCH_DATABASE_URL / BENCH_REDIS_URL as in bench/pipeline.py.
+BENCH_ROOT, BENCH_DATABASE_URL and BENCH_REDIS_URL as in bench/pipeline.py.
 """
 
 from __future__ import annotations
@@ -29,18 +28,15 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(os.environ.get("BENCH_ROOT") or Path(__file__).resolve().parents[1]).resolve()
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from pipeline import (  # noqa: E402  the helpers of bench/pipeline.py, from the checkout measured
+from pipeline import (
     BUDGET,
-    PASSWORD,
+    ROOT,
     TERMINAL,
     EmulatorProcess,
     Workers,
     _ok,
+    fresh_app,
     make_samples,
-    pipeline_env,
 )
 
 KILL_AFTER = 4  # scans stepped at least once before the kill
@@ -137,25 +133,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-resume-"))
     emulator = EmulatorProcess()
     try:
-        os.environ.update(pipeline_env(workdir, emulator.url))
-        from scanner import create_app
-        from scanner.extensions import db
-
-        app = create_app()
-        with app.app_context():
-            db.drop_all()
-            db.create_all()
-        if os.environ.get("REDIS_URL"):
-            import redis
-
-            redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+        app, client, headers = fresh_app(workdir, emulator.url)
         emulator._post("config", json={"queued_seconds": 1.0, "progress_seconds": 1.0})
         emulator._post("faults", json={"latency_ms": args.latency_ms})
-        client = app.test_client()
-        account = {"username": "bench", "email": "bench@example.com", "password": PASSWORD}
-        _ok(client.post("/api/auth/register", json=account), 201)
-        token = _ok(client.post("/api/auth/login", json={"username": "bench", "password": PASSWORD}), 200)
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
         value = secrets.token_hex(32)
         emulator.add_key(value, **BUDGET)
         _ok(client.post("/api/keys/", json={"name": "bench", "key_value": value, **BUDGET}, headers=headers), 201)
