@@ -1,8 +1,9 @@
 """One step of answering an indicator, for a single lookup or a bulk item alike.
 
-`step` reads the cheap answers first (cache, stored report), asks VirusTotal only when they are
-missing or stale, and records the outcome on the row: finished, or pending with what it waits for
-(quota, an analysis, a retry) and when it is due again. It never commits; it writes nothing
+`IndicatorSteps.step` reads the cheap answers first (cache, stored report), asks VirusTotal only
+when they are missing or stale, and records the outcome on the row: finished, or pending with what
+it waits for (quota, an analysis, a retry; the work-row engine, scanner/work.py, settles waits,
+retries and failures) and when it is due again. It never commits; it writes nothing
 before its VirusTotal call (on SQLite a pending write would block the quota store), and each of
 its steps can run twice at the cost of at most one repeated request.
 """
