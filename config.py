@@ -68,6 +68,14 @@ class Config:
         self.REDIS_URL = env("REDIS_URL")
 
         broker = env("CELERY_BROKER_URL", self.REDIS_URL or f"sqla+sqlite:///{instance / 'broker.sqlite'}")
+        # Redis hands a message not acknowledged within this long to another worker, and a countdown
+        # is a message held unacknowledged until it is due: no countdown may be that long. Longer
+        # waits (quota until midnight, a lookup's day) are left to the sweep (scanner/work.py).
+        self.BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600)
+        self.WORK_MAX_COUNTDOWN_SECONDS = min(
+            env_float("WORK_MAX_COUNTDOWN_SECONDS", 600.0), self.BROKER_VISIBILITY_TIMEOUT / 2
+        )
+        visibility = {"visibility_timeout": self.BROKER_VISIBILITY_TIMEOUT}
         self.CELERY = {
             "broker_url": broker,
             "task_ignore_result": True,
@@ -80,7 +88,8 @@ class Config:
             # A task cut off from the broker runs on: its message comes back after the reconnect,
             # and the row's lease keeps the second run from repeating the work.
             "worker_cancel_long_running_tasks_on_connection_loss": False,
-            "broker_transport_options": {"polling_interval": env_float("BROKER_POLL_SECONDS", 1.0)},
+            "broker_transport_options": {"polling_interval": env_float("BROKER_POLL_SECONDS", 1.0), **visibility},
+            "result_backend_transport_options": visibility,
             "beat_schedule_filename": str(instance / "celerybeat-schedule"),
             "timezone": "UTC",
         }
@@ -146,14 +155,17 @@ class Config:
         self.SCAN_DEADLINE_SECONDS = env_float("SCAN_DEADLINE_SECONDS", 30 * 60)
         self.SCAN_RETRY_BASE_SECONDS = env_float("SCAN_RETRY_BASE_SECONDS", 5.0)
         self.SCAN_RETRY_MAX_SECONDS = env_float("SCAN_RETRY_MAX_SECONDS", 300.0)
-        self.SCAN_SWEEP_SECONDS = env_float("SCAN_SWEEP_SECONDS", 60.0)
+        # A killed worker's scans are picked up again within lease + grace + sweep (35 s here).
+        self.SCAN_SWEEP_SECONDS = env_float("SCAN_SWEEP_SECONDS", 10.0)
+        # Steps begun in a row without ending well (errors of any kind, a worker killed mid-step).
         self.SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 8)
         # With no connection to VirusTotal at all, pauses between attempts stay this short, so a scan
         # or lookup fails within minutes (about 2.5 with the defaults) instead of ten.
         self.VT_UNREACHABLE_RETRY_MAX_SECONDS = env_float("VT_UNREACHABLE_RETRY_MAX_SECONDS", 30.0)
-        # How long a task owns a scan before another may pick it up (the sweep, after a crash).
-        self.SCAN_LEASE_SECONDS = env_float("SCAN_LEASE_SECONDS", 120.0)
-        self.SCAN_STUCK_GRACE_SECONDS = env_float("SCAN_STUCK_GRACE_SECONDS", 120.0)
+        # How long a task owns a scan before another may pick it up; renewed while a step runs.
+        self.SCAN_LEASE_SECONDS = env_float("SCAN_LEASE_SECONDS", 15.0)
+        # How late a step may be before the sweep queues it again (its message may just be queued).
+        self.SCAN_STUCK_GRACE_SECONDS = env_float("SCAN_STUCK_GRACE_SECONDS", 10.0)
         # Finished reports and history pages stay cached this long unless a change retires them first.
         self.RESULTS_CACHE_SECONDS = env_int("RESULTS_CACHE_SECONDS", 300)
         self.RESULTS_EXPORT_MAX_ROWS = env_int("RESULTS_EXPORT_MAX_ROWS", 10000)

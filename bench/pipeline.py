@@ -29,7 +29,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# BENCH_ROOT: measure another checkout's code (run with that checkout's Python) with these scripts.
+ROOT = Path(os.environ.get("BENCH_ROOT") or Path(__file__).resolve().parents[1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
@@ -230,13 +231,11 @@ def _ok(response, status: int) -> dict:
     return response.json
 
 
-def run_pipeline(emulator: EmulatorProcess, samples: list[Sample], workdir: Path, concurrency: int) -> dict:
-    os.environ.update(pipeline_env(workdir, emulator.url))
-    from sqlalchemy import func, select
-
+def fresh_app(workdir: Path, emulator_url: str):
+    """The app on empty tables (and an empty Redis), with a signed-in account: (app, client, headers)."""
+    os.environ.update(pipeline_env(workdir, emulator_url))
     from scanner import create_app
     from scanner.extensions import db
-    from scanner.scans.models import Scan
 
     app = create_app()
     with app.app_context():
@@ -250,7 +249,16 @@ def run_pipeline(emulator: EmulatorProcess, samples: list[Sample], workdir: Path
     account = {"username": "bench", "email": "bench@example.com", "password": PASSWORD}
     _ok(client.post("/api/auth/register", json=account), 201)
     token = _ok(client.post("/api/auth/login", json={"username": "bench", "password": PASSWORD}), 200)["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
+    return app, client, {"Authorization": f"Bearer {token}"}
+
+
+def run_pipeline(emulator: EmulatorProcess, samples: list[Sample], workdir: Path, concurrency: int) -> dict:
+    from sqlalchemy import func, select
+
+    from scanner.extensions import db
+    from scanner.scans.models import Scan
+
+    app, client, headers = fresh_app(workdir, emulator.url)
 
     # Files first, while the user has no key, so no scan starts before the clock does.
     file_ids = {}

@@ -124,13 +124,15 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 def _tune_sqla_broker(celery_app: Celery) -> None:
     # kombu's SQLAlchemy transport hands its transport options to create_engine(), which rejects
-    # `polling_interval`; the interval is a class attribute of that transport instead.
+    # `polling_interval`; the interval is a class attribute of that transport instead. It has no
+    # visibility timeout: a message it delivered is never delivered again.
     if not str(celery_app.conf.broker_url).startswith("sqla+"):
         return
     from kombu.transport.sqlalchemy import Transport
 
     options = dict(celery_app.conf.broker_transport_options or {})
     Transport.polling_interval = options.pop("polling_interval", Transport.polling_interval)
+    options.pop("visibility_timeout", None)
     celery_app.conf.broker_transport_options = options
 
 

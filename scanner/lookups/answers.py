@@ -28,7 +28,6 @@ from ..files.models import File
 from ..virustotal.client import VirusTotalClient
 from ..virustotal.errors import NotFoundError
 from ..virustotal.models import IndicatorReport
-from ..virustotal.quota import QuotaStoreUnavailable  # noqa: F401  what lookups wait on
 from ..virustotal.store import save_report
 from . import cache
 from .indicators import Indicator

@@ -23,22 +23,23 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 
+from .. import work
 from ..api_keys import selection
 from ..auth.access import own_or_404, owned_or_404
 from ..auth.models import User
 from ..db_types import new_uuid, utcnow
-from ..errors import Conflict, InvalidIndicator, ValidationFailed
+from ..errors import Conflict, InvalidIndicator, QuotaExhausted, ValidationFailed
 from ..extensions import db
 from ..ids import parse_uuid
 from . import answers, engine, indicators
 from .indicators import Indicator
-from .models import ITEM_STATUSES, JOB_FINISHED, BulkItem, BulkJob
+from .models import ITEM_STATUSES, JOB_ACTIVE, JOB_FINISHED, BulkItem, BulkJob
 
 # How many invalid lines a job keeps (and the answer lists) with their reasons; the rest are counted.
 INVALID_SHOWN = 1000
@@ -241,45 +242,54 @@ def cancel(viewer: User, job_id: str) -> BulkJob:
 # -- the worker's side ------------------------------------------------------------------------
 
 
+JOBS = work.WorkRows(BulkJob, BulkJob.next_run_at, JOB_ACTIVE, "LOOKUP")
+ITEMS = engine.work_rows(BulkItem)
+
+
 def _cfg(name: str) -> Any:
     return current_app.config[name]
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=_cfg("LOOKUP_LEASE_SECONDS"))
-
-
-def _claim_job(job_id: uuid.UUID) -> BulkJob | None:
-    now = utcnow()
-    taken = db.session.execute(
-        update(BulkJob)
-        .where(
-            BulkJob.id == job_id,
-            BulkJob.status.in_(("pending", "running")),
-            or_(BulkJob.lease_until.is_(None), BulkJob.lease_until < now),
-        )
-        .values(lease_until=now + _lease())
-    ).rowcount
-    db.session.commit()
-    return db.session.get(BulkJob, job_id, populate_existing=True) if taken else None
-
-
 def run(job_id: uuid.UUID, on_change: Any = None) -> float | None:
     """Drive the job for one slice; returns seconds until it should run again, None when it has
-    nothing left (finished, cancelled, or another task holds it). `on_change()` is called after
-    each commit that changed what the job shows."""
-    notify = on_change or (lambda: None)
-    job = _claim_job(job_id)
-    if job is None:
-        return None
-    if job.status == "pending":
-        job.status, job.started_at = "running", utcnow()
-        db.session.commit()
-        notify()
-    user = db.session.get(User, job.user_id)
-    _answer_known(job.id, notify)
-    delay = _step_items(job.id, user, notify)
-    return _after_slice(job.id, delay, notify)
+    nothing left (finished, cancelled, failed) or is not due (another task drives it). `on_change()`
+    is called after each commit that changed what the job shows."""
+    return work.advance(JOBS, job_id, lambda job: _Slice(on_change or (lambda: None)))
+
+
+class _Slice:
+    """A bulk job's side of the work-row engine: a step is one slice of the job's work."""
+
+    def __init__(self, notify: Any) -> None:
+        self.notify = notify
+
+    def step(self, job: BulkJob) -> float | None:
+        if job.status == "pending":
+            job.status, job.started_at = "running", utcnow()
+            db.session.commit()
+            self.notify()
+        user = db.session.get(User, job.user_id)
+        _answer_known(job.id, self.notify)
+        delay = _step_items(job.id, user, self.notify)
+        return _after_slice(job.id, delay, self.notify)
+
+    def wait_for_quota(self, job: BulkJob, exc: QuotaExhausted) -> float:
+        return max(exc.retry_after, 0.05)  # items wait for quota themselves; this is a safety net
+
+    def retry(self, job: BulkJob, reason: str) -> None:
+        job.error = reason
+
+    def fail(self, job: BulkJob, reason: str) -> None:
+        now = utcnow()
+        job.status, job.error, job.finished_at = "failed", reason, now
+        db.session.execute(
+            update(BulkItem)
+            .where(BulkItem.job_id == job.id, BulkItem.status == "pending")
+            .values(
+                status="failed", stage="failed", error=f"The job failed: {reason}", next_check_at=None, finished_at=now
+            )
+        )
+        self.notify()
 
 
 def _answer_known(job_id: uuid.UUID, notify: Any) -> None:
@@ -300,75 +310,53 @@ def _answer_known(job_id: uuid.UUID, notify: Any) -> None:
                 engine.finish(item, answer)
             else:
                 item.stage = "queued"
-        _renew(job_id)
         db.session.commit()
         notify()
-
-
-def _next_item(job_id: uuid.UUID) -> BulkItem | None:
-    """Claim the first due item (a lease, committed), so a second driver would skip it."""
-    now = utcnow()
-    candidate = db.session.scalar(
-        select(BulkItem.id)
-        .where(BulkItem.job_id == job_id, BulkItem.status == "pending", BulkItem.next_check_at <= now)
-        .order_by(BulkItem.next_check_at, BulkItem.line)
-        .limit(1)
-    )
-    if candidate is None:
-        return None
-    taken = db.session.execute(
-        update(BulkItem)
-        .where(BulkItem.id == candidate, BulkItem.status == "pending", BulkItem.next_check_at <= now)
-        .values(next_check_at=now + _lease())
-    ).rowcount
-    db.session.commit()
-    return db.session.get(BulkItem, candidate, populate_existing=True) if taken else None
 
 
 def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
-    """Step due items until none is due, the budget is spent (returns the wait), or the slice ends (0)."""
+    """Step due items in line order until none is due (None), the budget is spent (returns the
+    wait) or the slice ends (0). Each item is claimed like any work row, so a second driver, were
+    there one, would skip it."""
     slice_ends = time.monotonic() + _cfg("BULK_SLICE_SECONDS")
+    steps = engine.IndicatorSteps(user)
     while time.monotonic() < slice_ends:
-        item = _next_item(job_id)
-        if item is None:
+        candidate = db.session.scalar(
+            select(BulkItem.id)
+            .where(BulkItem.job_id == job_id, BulkItem.status == "pending", BulkItem.next_check_at <= utcnow())
+            .order_by(BulkItem.next_check_at, BulkItem.line)
+            .limit(1)
+        )
+        if candidate is None:
             return None
-        wait = engine.step(item, user)
-        item.next_check_at = utcnow() + timedelta(seconds=wait) if wait is not None else None
-        _renew(job_id)
-        db.session.commit()
+        wait = work.advance(ITEMS, candidate, lambda item: steps)
         notify()
-        if item.stage == "waiting_for_quota":
+        if db.session.get(BulkItem, candidate).stage == "waiting_for_quota":
             # The user's every key is out of tokens: the other items would wait just the same.
             return wait
     return 0.0
 
 
-def _renew(job_id: uuid.UUID) -> None:
-    db.session.execute(update(BulkJob).where(BulkJob.id == job_id).values(lease_until=utcnow() + _lease()))
-
-
 def _after_slice(job_id: uuid.UUID, delay: float | None, notify: Any) -> float | None:
+    if delay is not None:
+        return delay
     now = utcnow()
-    if delay is None:
-        due: datetime | None = db.session.scalar(
-            select(func.min(BulkItem.next_check_at)).where(BulkItem.job_id == job_id, BulkItem.status == "pending")
-        )
-        if due is None and not _has_pending(job_id):
-            finished = db.session.execute(
-                update(BulkJob)
-                .where(BulkJob.id == job_id, BulkJob.status == "running")
-                .values(status="completed", finished_at=now, lease_until=None, next_run_at=None)
-            ).rowcount
-            db.session.commit()
-            if finished:
-                notify()
-            return None
-        delay = max((due - now).total_seconds(), 0.0) if due is not None else 0.0
-    db.session.execute(
-        update(BulkJob).where(BulkJob.id == job_id).values(lease_until=None, next_run_at=now + timedelta(seconds=delay))
+    due: datetime | None = db.session.scalar(
+        select(func.min(BulkItem.next_check_at)).where(BulkItem.job_id == job_id, BulkItem.status == "pending")
     )
+    if due is not None:
+        return max((due - now).total_seconds(), 0.0)
+    if _has_pending(job_id):
+        return 0.0
+    finished = db.session.execute(
+        update(BulkJob)
+        .where(BulkJob.id == job_id, BulkJob.status == "running")
+        .values(status="completed", finished_at=now, next_run_at=None)
+    ).rowcount
     db.session.commit()
-    return delay
+    if finished:
+        notify()
+    return None
 
 
 def _has_pending(job_id: uuid.UUID) -> bool:
@@ -377,16 +365,5 @@ def _has_pending(job_id: uuid.UUID) -> bool:
 
 
 def due_jobs(limit: int = 100) -> list[uuid.UUID]:
-    """Unfinished jobs no task holds whose next run is long overdue (a lost message, a killed worker)."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=_cfg("LOOKUP_STUCK_GRACE_SECONDS"))
-    query = (
-        select(BulkJob.id)
-        .where(
-            BulkJob.status.in_(("pending", "running")),
-            or_(BulkJob.lease_until.is_(None), BulkJob.lease_until < now),
-            or_(BulkJob.next_run_at.is_(None), BulkJob.next_run_at < cutoff),
-        )
-        .limit(limit)
-    )
-    return list(db.session.scalars(query))
+    """Unfinished jobs whose next run is long overdue (see `work.overdue`)."""
+    return work.overdue(JOBS, limit)

@@ -1,8 +1,9 @@
 """One step of answering an indicator, for a single lookup or a bulk item alike.
 
-`step` reads the cheap answers first (cache, stored report), asks VirusTotal only when they are
-missing or stale, and records the outcome on the row: finished, or pending with what it waits for
-(quota, an analysis, a retry) and when it is due again. It never commits; it writes nothing
+`IndicatorSteps.step` reads the cheap answers first (cache, stored report), asks VirusTotal only
+when they are missing or stale, and records the outcome on the row: finished, or pending with what
+it waits for (quota, an analysis, a retry; the work-row engine, scanner/work.py, settles waits,
+retries and failures) and when it is due again. It never commits; it writes nothing
 before its VirusTotal call (on SQLite a pending write would block the quota store), and each of
 its steps can run twice at the cost of at most one repeated request.
 """
@@ -14,11 +15,11 @@ from typing import Any
 
 from flask import current_app
 
+from .. import work
 from ..auth.models import User
 from ..db_types import utcnow
-from ..errors import AppError, NoActiveApiKey, QuotaExhausted
-from ..virustotal import retries
-from ..virustotal.errors import VirusTotalError
+from ..errors import NoActiveApiKey, QuotaExhausted
+from ..virustotal.quota import QuotaStoreUnavailable
 from . import answers, scoring
 from .indicators import Indicator
 from .models import IndicatorWork
@@ -33,42 +34,56 @@ def indicator_of(row: IndicatorWork) -> Indicator:
 
 
 def step(row: IndicatorWork, user: User, *, interactive: bool = False) -> float | None:
-    """Take the row's next step; returns seconds until it wants another, None once it is finished.
+    """Take the next step of a row a request is answering now (`interactive`, see `work.attempt`)."""
+    return work.attempt(work_rows(type(row)), row, IndicatorSteps(user, interactive), interactive=interactive)
 
-    `interactive`: a request is waiting for this step, so a problem only the caller can fix (no
-    active API key) is raised to it instead of failing the row.
-    """
-    ind = indicator_of(row)
-    try:
+
+def work_rows(model: type[IndicatorWork]) -> work.WorkRows:
+    """Lookups or bulk items as work rows: pending ones are worked on, with the LOOKUP_ settings."""
+    return work.WorkRows(model, model.next_check_at, ("pending",), "LOOKUP")
+
+
+class IndicatorSteps:
+    """An indicator's side of the work-row engine, for a single lookup or a bulk item alike."""
+
+    def __init__(self, user: User, interactive: bool = False) -> None:
+        self.user, self.interactive = user, interactive
+
+    def step(self, row: IndicatorWork) -> float | None:
+        ind = indicator_of(row)
         if row.vt_analysis_id:
-            return _poll(row, user, ind)
+            return _poll(row, self.user, ind)
         # A forced refresh takes no stored report older than itself, but one fetched since counts.
         not_before = getattr(row, "created_at", None) if row.force_refresh else None
         answer = answers.local_answer(ind, not_before)
         if answer is None:
-            outcome = answers.fetch(
-                user, ind, submit_now=row.vt_lookup == "unknown", on_unknown=lambda: _learnt_unknown(row)
-            )
+            try:
+                outcome = answers.fetch(
+                    self.user, ind, submit_now=row.vt_lookup == "unknown", on_unknown=lambda: _learnt_unknown(row)
+                )
+            except NoActiveApiKey:
+                if self.interactive:
+                    raise
+                raise NoActiveApiKey(
+                    "No active VirusTotal API key: add one, then look the indicator up again"
+                ) from None
             if isinstance(outcome, answers.Submitted):
                 return _wait_for_analysis(row, outcome.analysis_id)
             answers.remember(ind, outcome)
             answer = outcome
         finish(row, answer)
         return None
-    except QuotaExhausted as exc:
+
+    def wait_for_quota(self, row: IndicatorWork, exc: QuotaExhausted) -> float | None:
         return _wait_for_quota(row, exc)
-    except VirusTotalError as exc:
-        return _retry_or_fail(row, exc)
-    except NoActiveApiKey:
-        if interactive:
-            raise
-        fail(row, "No active VirusTotal API key: add one, then look the indicator up again")
-        return None
-    except AppError as exc:
-        if interactive:
-            raise
-        fail(row, exc.message)
-        return None
+
+    def retry(self, row: IndicatorWork, reason: str) -> None:
+        if not row.vt_analysis_id:
+            _pending(row, "retrying", "error")
+        row.error = reason
+
+    def fail(self, row: IndicatorWork, reason: str) -> None:
+        fail(row, reason)
 
 
 def _learnt_unknown(row: IndicatorWork) -> None:
@@ -81,7 +96,6 @@ def _poll(row: IndicatorWork, user: User, ind: Indicator) -> float | None:
         fail(row, f"VirusTotal did not finish analysing it within {minutes:g} minutes")
         return None
     answer = answers.poll(user, ind, row.vt_analysis_id)
-    row.attempts = 0
     if answer is None:
         intervals = _cfg("LOOKUP_POLL_INTERVALS")
         row.polls += 1
@@ -103,7 +117,7 @@ def finish(row: IndicatorWork, answer: answers.Answer) -> None:
     row.harmless_count = found.harmless if found else None
     row.undetected_count = found.undetected if found else None
     row.reputation = found.reputation if found else None
-    row.error, row.next_check_at, row.finished_at, row.attempts = None, None, utcnow(), 0
+    row.error, row.next_check_at, row.finished_at = None, None, utcnow()
     row.keep_details(scoring.details(indicator_of(row).vt_type, answer.report))
 
 
@@ -131,27 +145,12 @@ def _wait_for_quota(row: IndicatorWork, exc: QuotaExhausted) -> float | None:
             return None
     _pending(row, "waiting_for_quota", "rate_limited")
     # A store outage is worth telling; running out of quota is just the pace of a key.
-    row.error = exc.message if isinstance(exc, answers.QuotaStoreUnavailable) else None
+    row.error = exc.message if isinstance(exc, QuotaStoreUnavailable) else None
     return max(exc.retry_after, 0.05)
 
 
 def _wait_for_analysis(row: IndicatorWork, analysis_id: str) -> float:
     _pending(row, "waiting_for_analysis", "pending")
-    row.vt_analysis_id, row.polls, row.attempts, row.error = analysis_id, 0, 0, None
+    row.vt_analysis_id, row.polls, row.error = analysis_id, 0, None
     row.deadline_at = utcnow() + timedelta(seconds=_cfg("LOOKUP_ANALYSIS_DEADLINE_SECONDS"))
     return _cfg("LOOKUP_POLL_INTERVALS")[0]
-
-
-def _retry_or_fail(row: IndicatorWork, exc: VirusTotalError) -> float | None:
-    if not exc.retryable:
-        fail(row, f"VirusTotal refused the request: {exc}")
-        return None
-    row.attempts += 1
-    if row.attempts >= _cfg("LOOKUP_MAX_ATTEMPTS"):
-        fail(row, f"VirusTotal kept failing ({row.attempts} attempts), last: {exc}")
-        return None
-    if not row.vt_analysis_id:
-        _pending(row, "retrying", "error")
-    limits = _cfg("LOOKUP_MAX_ATTEMPTS"), _cfg("LOOKUP_RETRY_BASE_SECONDS"), _cfg("LOOKUP_RETRY_MAX_SECONDS")
-    delay, row.error = retries.retry(exc, row.attempts, *limits)
-    return delay

@@ -13,6 +13,7 @@ from ..extensions import db
 LOOKUP_STATUSES = ("pending", "completed", "failed")
 ITEM_STATUSES = ("pending", "completed", "failed", "cancelled")
 JOB_STATUSES = ("pending", "running", "completed", "cancelled", "failed")
+JOB_ACTIVE = ("pending", "running")
 JOB_FINISHED = ("completed", "cancelled", "failed")
 # What VirusTotal's answer was: `ok` (a report), `not_found` (it never saw the hash), `rate_limited`
 # (no quota yet), `pending` (an analysis is running), `error` (it refused or kept failing).
@@ -21,8 +22,9 @@ PROVIDER_STATUSES = ("ok", "not_found", "rate_limited", "pending", "error")
 
 class IndicatorWork:
     """One indicator to answer, and where the answer stands: the state machine shared by single
-    lookups and bulk items (`engine.step`). `stage` says what a pending row waits for, and
-    `next_check_at` when it is due (or, while a worker holds it, when its lease ends)."""
+    lookups and bulk items (`engine.IndicatorSteps`, a work row of scanner/work.py). `stage` says
+    what a pending row waits for, and `next_check_at` when it is due (or, while a worker holds it,
+    when its lease ends)."""
 
     ioc: Mapped[str] = mapped_column(String(2048))  # normalised
     ioc_type: Mapped[str] = mapped_column(String(8))  # ipv4 ipv6 domain url md5 sha1 sha256
@@ -34,7 +36,7 @@ class IndicatorWork:
     vt_analysis_id: Mapped[str | None] = mapped_column(String(200))
     # "unknown" once VirusTotal said it never saw this URL: the next step submits it directly.
     vt_lookup: Mapped[str | None] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(default=0)  # failed VirusTotal calls in a row
+    attempts: Mapped[int] = mapped_column(default=0)  # steps begun since the last one that ended well
     polls: Mapped[int] = mapped_column(default=0)
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -98,8 +100,8 @@ class LookupNote(db.Model):
 
 class BulkJob(db.Model):
     """A list of indicators answered in the background. Its state lives in rows (the job and one
-    item per indicator), so a worker restart loses nothing: `lease_until` says a worker is on it,
-    `next_run_at` when it wants to run again."""
+    item per indicator), so a worker restart loses nothing: `next_run_at` says when it wants to
+    run again or, while a worker drives it, when that worker's lease ends (scanner/work.py)."""
 
     __tablename__ = "bulk_jobs"
     __table_args__ = (
@@ -117,7 +119,7 @@ class BulkJob(db.Model):
     invalid_lines: Mapped[list] = mapped_column(JSON, default=list)  # the first ones: {line, value, reason}
     error: Mapped[str | None] = mapped_column(Text)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)  # slices begun since the last one that ended well
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -344,6 +344,9 @@ class BulkJobSchema(BulkCountsSchema):
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+    error = fields.String(
+        allow_none=True, metadata={"description": "Why a failed job failed, or what it retries after"}
+    )
 
 
 class BulkJobPageSchema(BulkJobSchema):

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, select
 
+from .. import work
 from ..auth.access import owned_or_404
 from ..auth.models import User
 from ..db_types import new_uuid, utcnow
@@ -104,45 +104,17 @@ def raw_report(lookup: Lookup) -> dict[str, Any] | None:
 # -- the worker's side ------------------------------------------------------------------------
 
 
-def _claim(lookup_id: uuid.UUID) -> Lookup | None:
-    """Take a pending, due lookup for one step (a lease); None if it is not due or another task has it."""
-    now = utcnow()
-    lease = timedelta(seconds=current_app.config["LOOKUP_LEASE_SECONDS"])
-    taken = db.session.execute(
-        update(Lookup)
-        .where(
-            Lookup.id == lookup_id,
-            Lookup.status == "pending",
-            # A second early: a countdown may fire a hair before the time it was computed for.
-            or_(Lookup.next_check_at.is_(None), Lookup.next_check_at <= now + timedelta(seconds=1)),
-        )
-        .values(next_check_at=now + lease)
-    ).rowcount
-    db.session.commit()
-    return db.session.get(Lookup, lookup_id, populate_existing=True) if taken else None
+LOOKUPS = engine.work_rows(Lookup)
 
 
 def advance(lookup_id: uuid.UUID) -> float | None:
     """The worker's step for a pending lookup; returns seconds until the next one, None when done."""
-    lookup = _claim(lookup_id)
-    if lookup is None:
-        return None
-    delay = engine.step(lookup, db.session.get(User, lookup.user_id))
-    lookup.next_check_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
-    db.session.commit()
-    return delay
+    return work.advance(LOOKUPS, lookup_id, lambda lookup: engine.IndicatorSteps(db.session.get(User, lookup.user_id)))
 
 
 def due_lookups(limit: int = 500) -> list[uuid.UUID]:
-    """Pending lookups whose next step is long overdue: their message was lost (a broker restart,
-    a killed worker) and nothing else will move them."""
-    cutoff = utcnow() - timedelta(seconds=current_app.config["LOOKUP_STUCK_GRACE_SECONDS"])
-    query = (
-        select(Lookup.id)
-        .where(Lookup.status == "pending", or_(Lookup.next_check_at.is_(None), Lookup.next_check_at < cutoff))
-        .limit(limit)
-    )
-    return list(db.session.scalars(query))
+    """Pending lookups whose next step is long overdue (see `work.overdue`)."""
+    return work.overdue(LOOKUPS, limit)
 
 
 # -- history ----------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ def lookup_snapshot(lookup_id: uuid.UUID, show_raw: bool = False) -> Callable[[]
         lookup = db.session.get(Lookup, lookup_id, populate_existing=True)
         finished = lookup.status in ("completed", "failed")
         data = views.lookup_result(lookup, services.raw_report(lookup) if show_raw and finished else None)
-        return (lookup.status, lookup.stage, lookup.provider_status, lookup.polls, lookup.attempts), data
+        # Not `attempts`: every step a worker takes counts one until it ends well, which a watcher
+        # has nothing to see of.
+        return (lookup.status, lookup.stage, lookup.provider_status, lookup.polls), data
 
     return read
 

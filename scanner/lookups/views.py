@@ -174,6 +174,7 @@ def job_view(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "error": job.error,
     }
 
 

@@ -60,7 +60,7 @@ class Scan(db.Model):
     detection_ratio: Mapped[str | None] = mapped_column(String(16))
     scan_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     report_source: Mapped[str | None] = mapped_column(String(16))  # virustotal | store
-    attempts: Mapped[int] = mapped_column(default=0)  # failed VirusTotal calls in a row
+    attempts: Mapped[int] = mapped_column(default=0)  # steps begun since the last one that ended well
     polls: Mapped[int] = mapped_column(default=0)  # analysis polls so far, for the backoff
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

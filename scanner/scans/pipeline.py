@@ -14,17 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 
+from .. import work
 from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
-from ..errors import AppError, QuotaExhausted
+from ..errors import QuotaExhausted
 from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.storage import blob_store
-from ..virustotal import retries
 from ..virustotal.errors import NotFoundError, VirusTotalError
 from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
@@ -54,63 +54,32 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
-def claim(scan_id: uuid.UUID) -> Scan | None:
-    """Take the scan for one step if it is active and due; None if another task has it."""
-    now = utcnow()
-    taken = db.session.execute(
-        update(Scan)
-        .where(
-            Scan.id == scan_id,
-            Scan.status.in_(ACTIVE),
-            # A second early: a countdown may fire a hair before the time it was computed for.
-            or_(Scan.next_check_at.is_(None), Scan.next_check_at <= now + _seconds(1)),
-        )
-        .values(next_check_at=now + _seconds(_cfg("SCAN_LEASE_SECONDS")))
-    ).rowcount
-    db.session.commit()
-    return db.session.get(Scan, scan_id) if taken else None
+SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN")
+
+
+class ScanSteps:
+    """The scan's side of the work-row engine."""
+
+    def step(self, scan: Scan) -> float | None:
+        return _step(scan)
+
+    def wait_for_quota(self, scan: Scan, exc: QuotaExhausted) -> float:
+        scan.status, scan.stage = "pending", "waiting_for_quota"
+        return max(exc.retry_after, 0.05)
+
+    def retry(self, scan: Scan, reason: str) -> None:
+        scan.error = reason
+
+    def fail(self, scan: Scan, reason: str) -> None:
+        _fail(scan, reason)
 
 
 def advance(scan_id: uuid.UUID) -> float | None:
-    """Run the next step; returns seconds until the following one, or None when nothing is left."""
-    scan = claim(scan_id)
-    if scan is None:
-        return None
-    try:
-        delay = _step(scan)
-    except QuotaExhausted as exc:
-        delay = _after_error(scan_id, _wait_for_quota, exc)
-    except VirusTotalError as exc:
-        delay = _after_error(scan_id, _retry_or_fail, exc)
-    except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
-        delay = _after_error(scan_id, _fail, exc.message)
-    if delay is not None:
-        db.session.get(Scan, scan_id).next_check_at = utcnow() + _seconds(delay)
-    db.session.commit()
+    """Run the next step; returns seconds until the following one, or None when nothing is left
+    (or another task has the scan)."""
+    delay = work.advance(SCANS, scan_id, lambda scan: ScanSteps())
     _changed(scan_id)
     publish("scan", scan_id)  # wakes GET /api/stream/scans/{scan_id}
-    return delay
-
-
-def _after_error(scan_id: uuid.UUID, handle: Callable[[Scan, Any], float | None], cause: Any) -> float | None:
-    # Whatever the failed step flushed is dropped; what earlier steps committed stays.
-    db.session.rollback()
-    return handle(db.session.get(Scan, scan_id), cause)
-
-
-def _wait_for_quota(scan: Scan, exc: QuotaExhausted) -> float:
-    scan.status, scan.stage = "pending", "waiting_for_quota"
-    return max(exc.retry_after, 0.05)
-
-
-def _retry_or_fail(scan: Scan, exc: VirusTotalError) -> float | None:
-    if not exc.retryable:
-        return _fail(scan, f"VirusTotal refused the request: {exc}")
-    scan.attempts += 1
-    if scan.attempts >= _cfg("SCAN_MAX_ATTEMPTS"):
-        return _fail(scan, f"VirusTotal kept failing ({scan.attempts} attempts), last: {exc}")
-    limits = _cfg("SCAN_MAX_ATTEMPTS"), _cfg("SCAN_RETRY_BASE_SECONDS"), _cfg("SCAN_RETRY_MAX_SECONDS")
-    delay, scan.error = retries.retry(exc, scan.attempts, *limits)
     return delay
 
 
@@ -127,9 +96,7 @@ def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
     # The quota store takes its own lock on the database; our pending writes must not hold one.
     # Committing here also shows the user the stage the scan is in while VirusTotal answers.
     db.session.commit()
-    result = selection.call(user, fn, key_id=scan.api_key_id)
-    scan.attempts = 0
-    return result
+    return selection.call(user, fn, key_id=scan.api_key_id)
 
 
 def _step(scan: Scan) -> float | None:
@@ -190,11 +157,9 @@ def _rescan(scan: Scan) -> str:
 
 def _upload(scan: Scan) -> str:
     file: File = scan.file
+    # However long the upload takes, the lease is renewed meanwhile (work.Lease): no second
+    # worker uploads the file again.
     scan.stage = "uploading"
-    # A large upload outlasts the usual lease; hold the scan long enough (at 1 MB/s) that the
-    # sweep does not hand it to a second worker meanwhile.
-    scan.next_check_at = utcnow() + _seconds(max(_cfg("SCAN_LEASE_SECONDS"), file.file_size / 1_000_000))
-    db.session.commit()
     try:
         with blob_store().local_path(file.blob_key) as path:
             return _vt(scan, lambda c: c.upload_file(path, file.filename))
@@ -318,13 +283,5 @@ def _changed(scan_id: uuid.UUID) -> None:
 
 
 def due_scans(limit: int = 500) -> list[uuid.UUID]:
-    """Active scans whose next step is overdue by more than the grace period: their message
-    was lost (broker restart, worker killed) and nothing else will move them."""
-    cutoff = utcnow() - _seconds(_cfg("SCAN_STUCK_GRACE_SECONDS"))
-    return list(
-        db.session.scalars(
-            select(Scan.id)
-            .where(Scan.status.in_(ACTIVE), or_(Scan.next_check_at.is_(None), Scan.next_check_at < cutoff))
-            .limit(limit)
-        )
-    )
+    """Active scans whose next step is long overdue (see `work.overdue`)."""
+    return work.overdue(SCANS, limit)

@@ -7,6 +7,7 @@ import uuid
 
 from celery import shared_task
 
+from .. import work
 from ..extensions import db
 from . import pipeline
 
@@ -18,9 +19,8 @@ def run_scan(scan_id: str) -> None:
     """Take the scan's next step, then schedule the one after (a poll, a quota wait, a retry)."""
     delay = pipeline.advance(uuid.UUID(scan_id))
     for waiter in db.session.info.pop("wake_ids", set()):
-        run_scan.delay(str(waiter))
-    if delay is not None:
-        run_scan.apply_async(args=[scan_id], countdown=delay)
+        work.enqueue(run_scan, waiter)
+    work.enqueue(run_scan, scan_id, delay)
 
 
 @shared_task(name="scanner.scans.tasks.sweep_scans", acks_late=True)
@@ -28,7 +28,7 @@ def sweep_scans() -> int:
     """Re-queue scans whose next step is long overdue (a lost message, a killed worker)."""
     overdue = pipeline.due_scans()
     for scan_id in overdue:
-        run_scan.delay(str(scan_id))
+        work.enqueue(run_scan, scan_id)
     if overdue:
         log.info("re-queued %d overdue scans", len(overdue))
     return len(overdue)
@@ -37,7 +37,4 @@ def sweep_scans() -> int:
 def enqueue_scan(scan_id: uuid.UUID) -> None:
     """Called after the scan row is committed. If the broker is away the row is still there and
     the sweep starts it once the broker is back."""
-    try:
-        run_scan.delay(str(scan_id))
-    except Exception:  # the broker's failure must not turn a saved scan into a 500
-        log.warning("could not enqueue scan %s; the sweep will start it", scan_id, exc_info=True)
+    work.enqueue(run_scan, scan_id)

@@ -1,0 +1,257 @@
+"""The one way scans, lookups and bulk jobs are worked on: rows that say when their next step is due.
+
+A work row holds its state (`status`), when its next step is due (its due column:
+`next_check_at`, or `next_run_at` for a bulk job) and `attempts`, the steps begun since the last
+one that ended well. A Celery message carries only the row's id, so any message for it may be
+late, duplicated or lost without harm:
+
+- `claim` takes a row for one step with one UPDATE that succeeds only when the row is active and
+  due, and moves the due time to the end of a lease. A duplicate or redelivered message finds the
+  row not due and does nothing: a row never has two chains of tasks.
+- `Lease` renews that lease from a thread while the step runs (an upload may take minutes), so
+  the sweep never hands a row that is being worked on to a second worker; a killed worker stops
+  renewing and its rows are free again within a lease.
+- `attempt` runs the feature's step and settles the outcome: progress, a wait for quota, a retry
+  with backoff and jitter, or a failure with a readable reason. Every claim counts as an attempt
+  until a step ends well, so any exception, and a worker killed mid-step, is counted and the row
+  fails after the limit instead of looping.
+- `enqueue` queues the next step with a countdown when it is near. A longer wait is left to the
+  sweep: a message waiting in the broker past its visibility timeout would be delivered twice.
+- `overdue` finds active rows whose due time passed more than a grace period ago (a lost message,
+  a killed worker, a wait left to the sweep) for the periodic sweep to queue again.
+
+Settings come per feature, by prefix: `<PREFIX>_LEASE_SECONDS`, `_STUCK_GRACE_SECONDS`,
+`_MAX_ATTEMPTS`, `_RETRY_BASE_SECONDS`, `_RETRY_MAX_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from celery import Task
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute
+
+from .db_types import utcnow
+from .errors import AppError, QuotaExhausted
+from .extensions import db
+from .virustotal.errors import VirusTotalError, VTConnectionError
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+# A countdown may fire a hair before the time it was computed for.
+EARLY = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class WorkRows:
+    """A table of work rows: its model (with `id`, `status`, `attempts`), its due column, the
+    statuses still being worked on, and the prefix of its settings."""
+
+    model: Any
+    due: InstrumentedAttribute
+    active: tuple[str, ...]
+    settings: str
+
+    def setting(self, name: str) -> Any:
+        return current_app.config[f"{self.settings}_{name}"]
+
+    def seconds(self, name: str) -> timedelta:
+        return timedelta(seconds=self.setting(name))
+
+
+class Steps(Protocol[R]):
+    """What a feature tells the engine about its rows."""
+
+    def step(self, row: R) -> float | None:
+        """Take the next step; seconds until the one after, None once the row is finished."""
+
+    def wait_for_quota(self, row: R, exc: QuotaExhausted) -> float | None:
+        """Record that the row waits for VirusTotal quota; seconds to wait, or None if it failed."""
+
+    def retry(self, row: R, reason: str) -> None:
+        """Record that the row will be tried again after `reason`."""
+
+    def fail(self, row: R, reason: str) -> None:
+        """Finish the row as failed, for `reason` (shown to its owner)."""
+
+
+def claim(rows: WorkRows, row_id: Any) -> Any | None:
+    """Take an active, due row for one step (a lease, committed) and count the attempt; None when
+    it is not due, finished, or another worker holds it."""
+    now, model = utcnow(), rows.model
+    taken = db.session.execute(
+        update(model)
+        .where(model.id == row_id, model.status.in_(rows.active), or_(rows.due.is_(None), rows.due <= now + EARLY))
+        .values({rows.due.key: now + rows.seconds("LEASE_SECONDS"), "attempts": model.attempts + 1})
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return db.session.get(model, row_id, populate_existing=True) if taken else None
+
+
+class Lease:
+    """Renews a claimed row's lease from a thread while its step runs.
+
+    A renewal moves the due time only while it is still the one this lease set: once the step
+    has recorded its own due time, or the sweep has handed the row on, the lease is over. So the
+    thread is never waited for (on SQLite it may be queued behind this very thread's write lock).
+    """
+
+    def __init__(self, rows: WorkRows, row_id: Any, until: datetime) -> None:
+        self._table, self._due, self._id, self._until = rows.model.__table__, rows.due.key, row_id, until
+        self._length = rows.seconds("LEASE_SECONDS")
+        self._engine = db.engine
+        self._stop = threading.Event()
+
+    def __enter__(self) -> Lease:
+        threading.Thread(target=self._renew, name="lease", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+
+    def _renew(self) -> None:
+        due = self._table.c[self._due]
+        while not self._stop.wait(self._length.total_seconds() / 4):
+            until = utcnow() + self._length
+            try:
+                with self._engine.begin() as conn:
+                    renewed = conn.execute(
+                        update(self._table)
+                        .where(self._table.c.id == self._id, due == self._until)
+                        .values({self._due: until})
+                    ).rowcount
+            except Exception:  # the database may be briefly away: the lease has time left
+                log.warning("could not renew the lease of %s", self._id, exc_info=True)
+                continue
+            if not renewed:
+                return
+            self._until = until
+
+
+def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
+    """A worker's step for one row: claim it, run the step under a renewed lease, record when the
+    next step is due and commit. `steps(row)` gives the feature's `Steps` for the row. Returns
+    seconds until the next step; None when the row is finished or was not ours to take."""
+    row = claim(rows, row_id)
+    if row is None:
+        return None
+    work: Steps = steps(row)
+    limit = rows.setting("MAX_ATTEMPTS")
+    if row.attempts > limit:
+        # Earlier steps never got to record an outcome: each killed its worker or lost the database.
+        work.fail(row, f"Stopped {row.attempts - 1} times before a step could finish; see the worker log")
+        delay = None
+    else:
+        with Lease(rows, row_id, getattr(row, rows.due.key)):
+            delay = attempt(rows, row, work)
+    setattr(row, rows.due.key, utcnow() + timedelta(seconds=delay) if delay is not None else None)
+    db.session.commit()
+    return delay
+
+
+def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False) -> float | None:
+    """Run one step and settle its outcome on the row (uncommitted); returns seconds until the
+    next step, None once the row is finished.
+
+    The row's attempt is counted already (by `claim`) unless `interactive`: a request is waiting
+    for this step, on a row not yet stored, so a problem only the caller can fix (an AppError) or
+    an unexpected one is raised to it instead of settled on the row.
+    """
+    if interactive:
+        row.attempts = (row.attempts or 0) + 1  # type: ignore[attr-defined]
+    name = f"{type(row).__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
+    try:
+        delay = work.step(row)
+        db.session.flush()  # a write the database refuses is this step's failure too
+    except QuotaExhausted as exc:
+        row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
+        return work.wait_for_quota(row, exc)
+    except VirusTotalError as exc:
+        if not exc.retryable:
+            work.fail(row, f"VirusTotal refused the request: {exc}")
+            return None
+        return _retry_or_fail(rows, row, work, "VirusTotal kept failing", str(exc), _unreachable_cap(exc))
+    except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
+        if interactive:
+            raise
+        work.fail(row, exc.message)
+        return None
+    except Exception as exc:
+        if interactive:
+            raise
+        # Whatever the step flushed is dropped (the session is not even usable until then); what it
+        # committed stays, the claim's count of this attempt with it.
+        db.session.rollback()
+        log.exception("unexpected error in a step of %s", name)
+        # The exception's text may name hosts or users of our own services: the log has it.
+        return _retry_or_fail(
+            rows, row, work, "An internal error kept stopping it", f"{type(exc).__name__}, see the log"
+        )
+    row.attempts = 0  # type: ignore[attr-defined]
+    return delay
+
+
+def _retry_or_fail(
+    rows: WorkRows, row: Any, work: Steps, kept_failing: str, last: str, cap: float | None = None
+) -> float | None:
+    limit = rows.setting("MAX_ATTEMPTS")
+    if row.attempts >= limit:
+        work.fail(row, f"{kept_failing} ({row.attempts} attempts), last: {last}")
+        return None
+    cap = min(cap, rows.setting("RETRY_MAX_SECONDS")) if cap else rows.setting("RETRY_MAX_SECONDS")
+    gives_up = utcnow() + timedelta(seconds=sum(_pause(rows, k, cap) for k in range(row.attempts, limit)))
+    work.retry(row, f"{last}; retrying until {gives_up:%H:%M:%S} UTC")
+    # Jitter spreads the retries of many rows that failed together.
+    return _pause(rows, row.attempts, cap) * random.uniform(0.5, 1.0)
+
+
+def _pause(rows: WorkRows, attempts: int, cap: float) -> float:
+    """The longest pause before retry number `attempts`: doubling from the base up to `cap`."""
+    return min(cap, rows.setting("RETRY_BASE_SECONDS") * 2 ** max(attempts - 1, 0))
+
+
+def _unreachable_cap(exc: VirusTotalError) -> float | None:
+    """With no connection to VirusTotal at all, pauses stay short (VT_UNREACHABLE_RETRY_MAX_SECONDS):
+    the user hears within minutes that it cannot be reached, and work resumes soon after the network."""
+    if isinstance(exc, VTConnectionError) and not exc.reached:
+        return current_app.config["VT_UNREACHABLE_RETRY_MAX_SECONDS"]
+    return None
+
+
+def enqueue(task: Task, row_id: Any, delay: float | None = 0.0) -> None:
+    """Queue the row's next step in `delay` seconds (None: it has none). A wait longer than
+    WORK_MAX_COUNTDOWN_SECONDS is left to the sweep, which finds the row once it is due; a broker
+    that is away is logged, not raised: the row is saved and the sweep queues it when it is back."""
+    if delay is None or delay > current_app.config["WORK_MAX_COUNTDOWN_SECONDS"]:
+        return
+    try:
+        task.apply_async(args=[str(row_id)], countdown=delay or None)
+    except Exception:
+        log.warning("could not queue %s for %s; the sweep will", task.name, row_id, exc_info=True)
+
+
+def overdue(rows: WorkRows, limit: int) -> list[Any]:
+    """Active rows whose next step is overdue by more than the grace period: their message was
+    lost (a killed worker, a broker restart), their lease ran out, or their wait was too long for
+    a countdown. Each is marked due now, so the next sweep does not queue it again before another
+    grace period has passed."""
+    now, model = utcnow(), rows.model
+    stale = or_(rows.due.is_(None), rows.due < now - rows.seconds("STUCK_GRACE_SECONDS"))
+    ids = list(db.session.scalars(select(model.id).where(model.status.in_(rows.active), stale).limit(limit)))
+    if ids:
+        db.session.execute(
+            update(model)
+            .where(model.id.in_(ids), stale)
+            .values({rows.due.key: now})
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return ids

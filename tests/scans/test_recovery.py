@@ -1,0 +1,160 @@
+"""Scans as work rows (scanner/work.py) when things go wrong: an error nobody planned for, a step
+that outlives its lease, a worker killed with scans in flight. The emulator's request counts
+prove what VirusTotal was asked, and how often."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import text
+
+from tests.fixtures.app import database_is_postgres
+
+from .helpers import TERMINAL, upload, wait_for_scan
+
+LOOKUP, UPLOAD = "GET /files/{id}", "POST /files"
+
+
+@contextmanager
+def verdicts_refused(app):
+    """The database refuses every engine verdict, as a full disk or a broken migration would."""
+    from scanner.extensions import db
+
+    if database_is_postgres():
+        create = [
+            "CREATE FUNCTION refuse_verdicts() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'verdicts refused'; END $$",
+            "CREATE TRIGGER refuse_verdicts BEFORE INSERT ON engine_results"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_verdicts()",
+        ]
+        drop = ["DROP TRIGGER IF EXISTS refuse_verdicts ON engine_results", "DROP FUNCTION IF EXISTS refuse_verdicts()"]
+    else:
+        create = [
+            "CREATE TRIGGER refuse_verdicts BEFORE INSERT ON engine_results"
+            " BEGIN SELECT RAISE(ABORT, 'verdicts refused'); END"
+        ]
+        drop = ["DROP TRIGGER IF EXISTS refuse_verdicts"]
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for statement in create:
+                conn.execute(text(statement))
+        try:
+            yield
+        finally:
+            with db.engine.begin() as conn:
+                for statement in drop:
+                    conn.execute(text(statement))
+            db.session.remove()
+
+
+def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
+    app, client, user, add_key, vt_emulator, start_worker
+):
+    content = b"known to VirusTotal, but our database will not take its verdicts\n"
+    vt_emulator.add_file(content, verdict="malicious")
+    key = add_key(user)
+    start_worker(SCAN_MAX_ATTEMPTS="3")
+
+    with verdicts_refused(app):
+        status = wait_for_scan(client, user, upload(client, user, content)["scan"]["scan_id"])
+        asked = vt_emulator.counts(key["key_value"])
+        time.sleep(1.5)  # many retry periods: a looping scan would ask again meanwhile
+        asked_later = vt_emulator.counts(key["key_value"])
+
+    assert status["status"] == "failed", status
+    assert status["error"].startswith("An internal error kept stopping it (3 attempts)"), status["error"]
+    # Every attempt got as far as the lookup, and nothing was asked once the scan had failed.
+    assert asked[LOOKUP] == 3
+    assert asked_later == asked
+
+
+def test_a_scan_whose_steps_kept_dying_fails_instead_of_looping(app, client, user, add_key, vt_emulator):
+    from scanner.extensions import db
+    from scanner.scans import pipeline
+    from scanner.scans.models import Scan
+
+    key = add_key(user)
+    scan_id = uuid.UUID(upload(client, user, b"this file kills every worker that reads it\n")["scan"]["scan_id"])
+    before = vt_emulator.total(key["key_value"])
+    with app.app_context():
+        # As the row stands after SCAN_MAX_ATTEMPTS steps that each killed their worker: every
+        # claim counted an attempt and no step lived to record an outcome.
+        db.session.get(Scan, scan_id).attempts = app.config["SCAN_MAX_ATTEMPTS"]
+        db.session.commit()
+
+        assert pipeline.advance(scan_id) is None
+        db.session.remove()
+
+    status = client.get(f"/api/scan/{scan_id}/status", headers=user.headers).json
+    assert status["status"] == "failed"
+    assert (
+        status["error"]
+        == f"Stopped {app.config['SCAN_MAX_ATTEMPTS']} times before a step could finish; see the worker log"
+    )
+    assert vt_emulator.total(key["key_value"]) == before
+
+
+def test_a_step_slower_than_its_lease_keeps_the_scan_and_uploads_once(client, user, add_key, vt_emulator, start_worker):
+    key = add_key(user)
+    # Every answer takes 2 s, twice the lease: only renewing it keeps the sweep, which runs
+    # every 0.3 s here, from handing the scan to the other worker process meanwhile.
+    vt_emulator.configure(queued_seconds=0, progress_seconds=0)
+    vt_emulator.set_faults(latency_ms=2000)
+    start_worker(
+        beat=True,
+        SCAN_LEASE_SECONDS="1",
+        SCAN_STUCK_GRACE_SECONDS="0.5",
+        SCAN_SWEEP_SECONDS="0.3",
+        VT_READ_TIMEOUT="10",
+    )
+
+    status = wait_for_scan(
+        client, user, upload(client, user, b"new to VirusTotal, on a slow line\n")["scan"]["scan_id"]
+    )
+
+    assert status["status"] == "completed", status
+    counts = vt_emulator.counts(key["key_value"])
+    assert (counts[LOOKUP], counts[UPLOAD]) == (1, 1)
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="a minute-long proof: the services pass runs it")
+def test_a_killed_workers_scans_finish_within_a_minute_with_default_settings(
+    app, client, user, add_key, vt_emulator, start_worker
+):
+    from scanner.extensions import db
+    from scanner.scans.models import Scan
+
+    key = add_key(user)
+    vt_emulator.configure(queued_seconds=0.5, progress_seconds=0.5)
+    vt_emulator.set_faults(latency_ms=1000)  # steps long enough to be caught in the middle
+    first = start_worker()
+    scan_ids = [
+        upload(client, user, f"in flight when the worker dies {i}\n".encode())["scan"]["scan_id"] for i in range(6)
+    ]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with app.app_context():
+            stages = list(db.session.scalars(text("SELECT stage FROM scans")))
+            db.session.remove()
+        if sum(stage in ("uploading", "waiting_for_analysis") for stage in stages) >= 2:
+            break
+        time.sleep(0.1)
+
+    first.kill()
+    killed_at = time.monotonic()
+    vt_emulator.set_faults()
+    start_worker(beat=True)  # the default lease, grace and sweep period
+    results = [
+        wait_for_scan(client, user, scan_id, limit=max(60 - (time.monotonic() - killed_at), 0)) for scan_id in scan_ids
+    ]
+
+    assert {r["status"] for r in results} == {"completed"}, results
+    with app.app_context():
+        assert db.session.query(Scan).filter(Scan.status.notin_(TERMINAL)).count() == 0
+        db.session.remove()
+    # At most the uploads in flight when the worker died are made again.
+    assert vt_emulator.counts(key["key_value"])[UPLOAD] <= 6 + 2
