@@ -117,6 +117,11 @@ class Config:
         self.RATELIMIT_SWALLOW_ERRORS = True
 
         self.BLOB_DIR = env("BLOB_DIR", str(instance / "blobs"))
+        # s3://bucket/prefix: blobs in an S3-compatible bucket that web and workers on different
+        # machines share (endpoint and credentials from the usual AWS_* variables).
+        self.BLOB_STORE_URL = env("BLOB_STORE_URL")
+        # Size of one part of a multipart upload to the bucket, the memory an upload holds.
+        self.BLOB_PART_BYTES = env_int("BLOB_PART_BYTES", 8 * 1024 * 1024)
         self.MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 650 * 1024 * 1024)
         # Room for the multipart envelope around the largest allowed file.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 1024 * 1024
