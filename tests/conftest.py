@@ -5,4 +5,10 @@ SQLite by default; PostgreSQL when TEST_DATABASE_URL is set; Redis (cache, limit
 when TEST_REDIS_URL is set.
 """
 
-pytest_plugins = ["tests.fixtures.vt", "tests.fixtures.app", "tests.fixtures.worker", "tests.fixtures.users"]
+pytest_plugins = [
+    "tests.fixtures.vt",
+    "tests.fixtures.app",
+    "tests.fixtures.worker",
+    "tests.fixtures.users",
+    "tests.fixtures.s3",
+]
