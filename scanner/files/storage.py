@@ -10,20 +10,45 @@ readers get a seekable binary stream, never a whole file in memory.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from ..errors import AppError
+
 if TYPE_CHECKING:
     from flask import Flask
 
+log = logging.getLogger(__name__)
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MiB = 1024 * 1024
+
+
+class BlobStoreUnavailable(AppError):
+    status, code, message = 503, "BLOB_STORE_UNAVAILABLE", "The file store cannot be reached; try again shortly"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "30"})
+
+
+@contextlib.contextmanager
+def _answered_as_unavailable() -> Iterator[None]:
+    """The bucket failing (down, refusing our credentials) is a 503 for the uploader, not a 500."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("blob store error: %s", exc)
+        raise BlobStoreUnavailable() from exc
 
 
 class BlobWriter(Protocol):
@@ -115,50 +140,77 @@ class LocalBlobStore:
 
 
 class _MultipartWriter:
-    """Streams an upload into one object with a multipart upload: one part is held in memory at
-    a time, whatever the size of the file. A file smaller than one part is one PUT."""
+    """Streams an upload into one object with a multipart upload. One part is filled while the
+    one before it is sent (by a thread of the writer's own), so reading the request and talking
+    to the bucket overlap, and at most two parts are held in memory whatever the size of the
+    file. A file smaller than one part is one PUT."""
 
     def __init__(self, store: S3BlobStore, name: str) -> None:
         self.store, self.name = store, name
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future[dict[str, Any]] | None = None
 
     def write(self, data: bytes) -> None:
         self._buffer += data
         if len(self._buffer) >= self.store.part_size:
-            self._send_part()
+            with _answered_as_unavailable():
+                self._send_part()
 
     def _send_part(self) -> None:
-        s3, bucket = self.store.s3, self.store.bucket
         if self._upload_id is None:
-            self._upload_id = s3.create_multipart_upload(Bucket=bucket, Key=self.name)["UploadId"]
-        number = len(self._parts) + 1
-        answer = s3.upload_part(
-            Bucket=bucket, Key=self.name, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer)
-        )
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            answer = self.store.s3.create_multipart_upload(Bucket=self.store.bucket, Key=self.name)
+            self._upload_id = answer["UploadId"]
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-part")
+        body = bytes(self._buffer)
         self._buffer.clear()
+        self._wait_in_flight()  # this part was filled while the one before it was sent
+        self._in_flight = self._sender.submit(self._upload_part, len(self._parts) + 1, body)
+
+    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        answer = self.store.s3.upload_part(
+            Bucket=self.store.bucket, Key=self.name, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            self._parts.append(future.result())
 
     def close(self) -> None:
+        with _answered_as_unavailable():
+            self._finish()
+
+    def _finish(self) -> None:
         s3, bucket = self.store.s3, self.store.bucket
         if self._upload_id is None:
             s3.put_object(Bucket=bucket, Key=self.name, Body=bytes(self._buffer))
-        else:
+            self._buffer = bytearray()
+            return
+        try:
             if self._buffer:
                 self._send_part()
+            self._wait_in_flight()
             s3.complete_multipart_upload(
                 Bucket=bucket, Key=self.name, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
             )
-        self._buffer = bytearray()
+        finally:
+            self._sender.shutdown()
 
     def abort(self) -> None:
         self._buffer = bytearray()
-        if self._upload_id is not None:
-            # Parts of an unfinished upload are billed until aborted; a bucket lifecycle rule
-            # (README, Deploying) clears those a killed process leaves behind.
-            with contextlib.suppress(Exception):
-                self.store.s3.abort_multipart_upload(Bucket=self.store.bucket, Key=self.name, UploadId=self._upload_id)
+        if self._upload_id is None:
+            return
+        with contextlib.suppress(Exception):
+            self._wait_in_flight()
+        self._sender.shutdown()
+        # Parts of an unfinished upload are billed until aborted; a bucket lifecycle rule
+        # (README, Deploying) clears those a killed process leaves behind.
+        with contextlib.suppress(Exception):
+            self.store.s3.abort_multipart_upload(Bucket=self.store.bucket, Key=self.name, UploadId=self._upload_id)
 
 
 class _ObjectReader:
@@ -238,11 +290,12 @@ class S3BlobStore:
 
     def commit(self, temp: str, sha256: str) -> str:
         final = self._blob(sha256)
-        # Same name means same bytes: a blob already there is kept and the new copy dropped.
-        if not self._head(final):
-            # A copy inside the store: the bytes do not travel through this process again.
-            self.s3.copy({"Bucket": self.bucket, "Key": temp}, self.bucket, final)
-        self.discard(temp)
+        with _answered_as_unavailable():
+            # Same name means same bytes: a blob already there is kept and the new copy dropped.
+            if not self._head(final):
+                # A copy inside the store: the bytes do not travel through this process again.
+                self.s3.copy({"Bucket": self.bucket, "Key": temp}, self.bucket, final)
+            self.discard(temp)
         return sha256
 
     def discard(self, temp: str) -> None:

@@ -133,3 +133,14 @@ def test_a_missing_blob_says_which_store_it_is_missing_from(s3_store):
 
     with pytest.raises(FileNotFoundError, match="s3://"), store.open("0" * 64):
         pass
+
+
+@pytest.mark.parametrize("size", [4096, 12 * MiB], ids=["one-put", "multipart"])
+def test_a_bucket_that_cannot_be_reached_is_a_503_and_keeps_no_row(app, client, user, small_parts, monkeypatch, size):
+    monkeypatch.setattr(small_parts, "bucket", "no-such-bucket-here")
+
+    r = post_raw(client, user, body(part("file", unique_bytes(size), "a.bin")))
+
+    assert r.status_code == 503, r.json
+    assert r.json["error"]["code"] == "BLOB_STORE_UNAVAILABLE" and r.headers["Retry-After"]
+    assert rows(app, "files", "scans") == {"files": 0, "scans": 0}
