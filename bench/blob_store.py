@@ -87,7 +87,7 @@ def scan_stage(session: requests.Session, url: str, headers: dict[str, str], sca
     return session.get(f"{url}/api/scan/{scan_id}/status", headers=headers, timeout=30).json()
 
 
-def measure(service: Service, path: Path, vt_key: str) -> dict[str, float]:
+def measure(service: Service, path: Path, vt_url: str, vt_key: str) -> dict[str, float]:
     headers = sign_up(service.url)
     budget = {"per_minute": 1000, "per_day": 100000}
     r = requests.post(
@@ -112,12 +112,19 @@ def measure(service: Service, path: Path, vt_key: str) -> dict[str, float]:
         seconds, answer = timed(lambda: upload(session, service.url, headers, path))
     scan = answer["scan"]["scan_id"]
     started = time.perf_counter()
-    while (status := scan_stage(session, service.url, headers, scan))["stage"] in ("queued", "looking_up", "uploading"):
-        if status["status"] == "failed":
-            raise RuntimeError(f"the scan failed: {status}")
+    # Once VirusTotal has the file, the scan waits for its analysis.
+    while (status := scan_stage(session, service.url, headers, scan))["stage"] != "waiting_for_analysis":
+        if status["status"] in ("completed", "failed"):
+            raise RuntimeError(f"the scan ended before it waited for an analysis: {status}")
         time.sleep(0.05)
     worker_seconds = time.perf_counter() - started
     worker_sampler.__exit__(None, None, None)
+    while (status := scan_stage(session, service.url, headers, scan))["status"] != "completed":
+        if status["status"] == "failed":
+            raise RuntimeError(f"the scan failed: {status}")
+        time.sleep(0.2)
+    known = requests.get(f"{vt_url}/files/{answer['hash_sha256']}", headers={"x-apikey": vt_key}, timeout=30)
+    assert known.status_code == 200, "VirusTotal did not get the file"
     _, web_before, web_peak = web_sampler.worst_growth()
     _, worker_before, worker_peak = worker_sampler.worst_growth()
     return {
@@ -157,7 +164,7 @@ def main() -> int:
             hash_file_digest(path)  # brings the file into the page cache
             service = Service(workdir / name.split()[0], {**common, **settings})
             try:
-                results[name] = measure(service, path, vt_key)
+                results[name] = measure(service, path, common["VT_API_URL"], vt_key)
             finally:
                 service.stop()
         client = s3.client()
