@@ -152,6 +152,7 @@ class _MultipartWriter:
         self._parts: list[dict[str, Any]] = []
         self._sender: ThreadPoolExecutor | None = None
         self._in_flight: Future[dict[str, Any]] | None = None
+        self._stored = False
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -183,6 +184,7 @@ class _MultipartWriter:
     def close(self) -> None:
         with _answered_as_unavailable():
             self._finish()
+        self._stored = True
 
     def _finish(self) -> None:
         s3, bucket = self.store.s3, self.store.bucket
@@ -202,6 +204,10 @@ class _MultipartWriter:
 
     def abort(self) -> None:
         self._buffer = bytearray()
+        if self._stored:  # refused after it was stored (an empty file)
+            with contextlib.suppress(Exception):
+                self.store.discard(self.name)
+            return
         if self._upload_id is None:
             return
         with contextlib.suppress(Exception):

@@ -144,3 +144,10 @@ def test_a_bucket_that_cannot_be_reached_is_a_503_and_keeps_no_row(app, client, 
     assert r.status_code == 503, r.json
     assert r.json["error"]["code"] == "BLOB_STORE_UNAVAILABLE" and r.headers["Retry-After"]
     assert rows(app, "files", "scans") == {"files": 0, "scans": 0}
+
+
+def test_an_empty_file_is_refused_and_leaves_nothing(client, user, bucket):
+    r = post_raw(client, user, body(part("file", b"", "empty.bin")))
+
+    assert r.status_code == 400
+    assert bucket.objects() == {}
