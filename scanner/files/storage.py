@@ -282,7 +282,9 @@ class S3BlobStore:
         if client is None:
             import boto3
 
-            client = boto3.client("s3")
+            # A session of its own: boto3's default one is not safe to build clients from in
+            # several threads at once (gunicorn's threads on their first upload).
+            client = boto3.session.Session().client("s3")
         self.s3 = client
 
     def _key(self, name: str) -> str:
