@@ -2,12 +2,19 @@
 
 With nothing set everything runs embedded: SQLite for data, kombu's SQLite transport for the
 Celery broker, a file-system cache shared by the processes of one machine, blobs under
-`instance/`. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis.
+`instance/`, secrets generated once into `instance/`. `DATABASE_URL` and `REDIS_URL` switch to
+PostgreSQL and Redis, `BLOB_STORE_URL` to an S3-compatible bucket; outside embedded mode the
+secrets must be set and nothing starts without them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import secrets
+import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +24,14 @@ from dotenv import load_dotenv
 load_dotenv()
 
 BASE_DIR = Path(__file__).resolve().parent
-DEFAULT_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105  refused by ProductionConfig
+# SHA-256 of secrets that were ever published (once shipped as defaults): anyone can sign a token
+# with them, so they are refused wherever they are set.
+PUBLIC_SECRETS_SHA256 = frozenset({"bc586500685fe849de5194fa14effec739345b892b48f656221f22ed25cb38ef"})
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting the service cannot start without; the message is one line for the operator."""
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -55,15 +69,14 @@ class Config:
     def __init__(self) -> None:
         instance = Path(env("INSTANCE_DIR", str(BASE_DIR / "instance"))).resolve()
         self.INSTANCE_DIR = str(instance)
-        self.SECRET_KEY = env("SECRET_KEY", DEFAULT_SECRET)
-        self.JWT_SECRET_KEY = env("JWT_SECRET_KEY", self.SECRET_KEY)
+        self.SQLALCHEMY_DATABASE_URI = _database_url(env("DATABASE_URL", f"sqlite:///{instance / 'scanner.db'}"))
+        self._load_secrets(instance)
         self.JWT_ALGORITHM = "HS256"
         self.JWT_DECODE_ALGORITHMS = ["HS256"]
         self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=env_int("JWT_ACCESS_SECONDS", 15 * 60))
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 7 * 86400))
         self.JWT_TOKEN_LOCATION = ["headers"]
 
-        self.SQLALCHEMY_DATABASE_URI = _database_url(env("DATABASE_URL", f"sqlite:///{instance / 'scanner.db'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.REDIS_URL = env("REDIS_URL")
 
@@ -126,6 +139,11 @@ class Config:
         self.RATELIMIT_SWALLOW_ERRORS = True
 
         self.BLOB_DIR = env("BLOB_DIR", str(instance / "blobs"))
+        # s3://bucket/prefix: blobs in an S3-compatible bucket that web and workers on different
+        # machines share (endpoint and credentials from the usual AWS_* variables).
+        self.BLOB_STORE_URL = env("BLOB_STORE_URL")
+        # Size of one part of a multipart upload to the bucket, the memory an upload holds.
+        self.BLOB_PART_BYTES = env_int("BLOB_PART_BYTES", 8 * 1024 * 1024)
         self.MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 650 * 1024 * 1024)
         # Room for the multipart envelope around the largest allowed file.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_BYTES + 1024 * 1024
@@ -134,7 +152,6 @@ class Config:
         # uploads, and a JSON body that large would be held and parsed whole in memory.
         self.MAX_JSON_BYTES = env_int("MAX_JSON_BYTES", 1024 * 1024)
 
-        self.ENCRYPTION_KEYS = env("ENCRYPTION_KEYS")  # comma-separated Fernet keys, newest first
         # Checking a key value is a VirusTotal request; per user, across create, update and validate.
         self.KEY_CHECK_RATE_LIMIT = env("KEY_CHECK_RATE_LIMIT", "20 per minute")
 
@@ -259,30 +276,82 @@ class Config:
         # gunicorn directly, since anyone could then forge the header to dodge the per-address lockout.
         self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 
+    def generates_secrets(self) -> bool:
+        """Whether missing secrets may be generated into the instance folder.
 
-class ProductionConfig(Config):
-    def __init__(self) -> None:
-        super().__init__()
-        # JWT_SECRET_KEY signs every token (HS256): a short one set on its own is as weak as a
-        # short SECRET_KEY.
+        A generated secret lives on one machine's disk: safe only where the data it protects does
+        too (a SQLite database). With a shared database every machine would make its own, so the
+        tokens one web process signs would be refused by the next and workers could not decrypt
+        the stored VirusTotal keys; and a new disk (a restart on a Heroku-style platform) would
+        lose every stored key.
+        """
+        return self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
+
+    def _load_secrets(self, instance: Path) -> None:
+        generate = self.generates_secrets()
+        secret_key = env("SECRET_KEY")
+        if secret_key is None and generate:
+            secret_key = instance_secret(instance, "secret.key", lambda: secrets.token_urlsafe(48))
+        keys = env("ENCRYPTION_KEYS")  # comma-separated Fernet keys, newest first
+        if keys is None and generate:
+            keys = instance_secret(instance, "encryption.key", lambda: Fernet.generate_key().decode())
+        self.SECRET_KEY, self.ENCRYPTION_KEYS = secret_key, keys
+        # JWT_SECRET_KEY signs every token (HS256): one set on its own is checked like SECRET_KEY.
+        self.JWT_SECRET_KEY = env("JWT_SECRET_KEY", secret_key)
+        missing = [name for name in ("SECRET_KEY", "ENCRYPTION_KEYS") if getattr(self, name) is None]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)} (secrets are generated only in embedded mode, on SQLite)")
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             value = getattr(self, name)
-            if value == DEFAULT_SECRET:
-                raise RuntimeError(f"{name} must be set to a random value in production")
-            if len(value) < 32:
-                raise RuntimeError(f"{name} must be at least 32 characters in production")
-        self.LOG_FORMAT = env("LOG_FORMAT", "json")
-        if not self.ENCRYPTION_KEYS:
-            # A generated key would live on one machine's disk and die with it, and the stored
-            # VirusTotal keys with it.
-            raise RuntimeError("ENCRYPTION_KEYS must be set in production (Fernet keys, newest first)")
-        try:
-            keys = [Fernet(k.strip()) for k in self.ENCRYPTION_KEYS.split(",") if k.strip()]
-        except ValueError:
-            keys = []
-        if not keys:
+            if value is None:
+                continue
+            if hashlib.sha256(value.encode()).hexdigest() in PUBLIC_SECRETS_SHA256:
+                problems.append(f"{name} is a published value anyone can sign tokens with")
+            elif len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{name} must be at least {MIN_SECRET_LENGTH} characters")
+        if keys is not None and not _fernet_keys(keys):
             # Refused at start, not at the first key a user stores; the message never echoes the value.
-            raise RuntimeError("ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)")
+            problems.append("ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)")
+        if problems:
+            raise ConfigError(f"scanner cannot start: {'; '.join(problems)}; see README, Deploying")
+
+
+def _fernet_keys(value: str) -> list[Fernet]:
+    try:
+        return [Fernet(k.strip()) for k in value.split(",") if k.strip()]
+    except ValueError:
+        return []
+
+
+def instance_secret(instance: Path, name: str, make: Callable[[], str]) -> str:
+    """The secret in `instance/name`, made once and readable by the owner only."""
+    path = instance / name
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Written to a private temporary file and linked into place: link never replaces an existing
+    # file, so when two processes start at once both end up with the one secret that won.
+    fd, tmp = tempfile.mkstemp(dir=instance, prefix=f".{name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+class ProductionConfig(Config):
+    """`SCANNER_CONFIG=production`: the secrets must come from the environment even on SQLite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.LOG_FORMAT = env("LOG_FORMAT", "json")
+
+    def generates_secrets(self) -> bool:
+        return False
 
 
 class TestConfig(Config):
@@ -299,3 +368,12 @@ CONFIGS = {"development": Config, "production": ProductionConfig, "testing": Tes
 
 def load_config(name: str | None = None) -> Config:
     return CONFIGS[name or env("SCANNER_CONFIG", "development")]()
+
+
+def load_config_or_exit(name: str | None = None) -> Config:
+    """`load_config` for the processes an operator starts (web, worker, beat, `flask db upgrade`):
+    a setting they cannot start without ends the process with one line on stderr, not a traceback."""
+    try:
+        return load_config(name)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None

@@ -32,7 +32,12 @@ os.environ.setdefault(
 )
 
 
-def on_starting(server):
+def on_starting(server) -> None:
+    # The workers would each fail to load the app, and a worker that exits is replaced forever:
+    # the master checks the settings once, before it forks, and stops with one line.
+    from config import load_config_or_exit
+
+    load_config_or_exit()
     shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], mode=0o700, exist_ok=True)
 

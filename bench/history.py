@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -236,6 +237,7 @@ def main() -> None:
             "RATELIMIT_ENABLED": "0",
             "LOG_LEVEL": "WARNING",
             "ENCRYPTION_KEYS": os.environ.get("ENCRYPTION_KEYS", "0ZkRz3tb5u8mG7H6bqkE0Qx0zvN0kqvK1tq0H2m5t3M="),
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_hex(32),
         }
     )
     from scanner import create_app

@@ -162,6 +162,7 @@ def pipeline_env(workdir: Path, emulator_url: str) -> dict[str, str]:
         "SCANNER_CONFIG": "development",
         "INSTANCE_DIR": str(instance),
         "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SECRET_KEY": secrets.token_hex(32),  # required on PostgreSQL (BENCH_DATABASE_URL)
         "VT_API_URL": emulator_url,
         "SCAN_POLL_INTERVALS": "0.2",
         "BROKER_POLL_SECONDS": "0.05",

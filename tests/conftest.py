@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.users",
     "tests.fixtures.redis_server",
+    "tests.fixtures.s3",
 ]

@@ -3,24 +3,17 @@ decrypting them.
 
 `ENCRYPTION_KEYS` lists Fernet keys, newest first: the newest encrypts, every key decrypts, so
 adding a key in front and running `flask keys rotate-encryption` retires the old ones. With none
-set (embedded mode) one is generated once into `INSTANCE_DIR/encryption.key`, readable by the
-owner only, and reused by every process that shares the instance folder.
+set in embedded mode, config.py generates one once into `INSTANCE_DIR/encryption.key`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
 
 __all__ = ["InvalidToken", "decrypt", "encrypt", "fingerprint", "keyring", "reencrypt"]
-
-KEY_FILE_NAME = "encryption.key"
 
 
 def fingerprint(key_value: str) -> str:
@@ -55,7 +48,7 @@ def keyring(app: Flask | None = None) -> MultiFernet:
         return cached[1]
     keys = [k.strip() for k in configured.split(",") if k.strip()]
     if not keys:
-        keys = [_embedded_key(Path(app.config["INSTANCE_DIR"]))]
+        raise RuntimeError("ENCRYPTION_KEYS is not set")
     try:
         fernet = MultiFernet([Fernet(k) for k in keys])
     except ValueError:
@@ -63,23 +56,3 @@ def keyring(app: Flask | None = None) -> MultiFernet:
         raise RuntimeError("ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64 bytes)") from None
     app.extensions["api_key_keyring"] = (configured, fernet)
     return fernet
-
-
-def _embedded_key(instance: Path) -> str:
-    path = instance / KEY_FILE_NAME
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    instance.mkdir(parents=True, exist_ok=True)
-    # Written to a private temporary file and linked into place: link never replaces an existing
-    # file, so when two processes start at once both end up with the one key that won.
-    fd, tmp = tempfile.mkstemp(dir=instance, prefix=".encryption-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()

@@ -1,6 +1,7 @@
 """Reads a multipart upload straight from the request stream in one pass: the file part is
-hashed (md5, sha1, sha256) and written to the blob store chunk by chunk, never held whole in
-memory and never copied through a second temporary file."""
+hashed (md5, sha1, sha256) and written to the blob store chunk by chunk (a local file, or a
+multipart upload to the bucket), never held whole in memory and never copied through a second
+temporary file."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def clean_filename(raw: str | None) -> str:
 class _FilePart:
     def __init__(self, store: BlobStore, filename: str, limit: int) -> None:
         self.store, self.filename, self.limit = store, filename, limit
-        self.out, self.temp_path = store.new_temp()
+        self.out = store.new_temp()
+        self.temp_path = self.out.name
         self.hashes = (hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False), hashlib.sha256())
         self.size = 0
         self.head = b""
@@ -70,8 +72,7 @@ class _FilePart:
         return ReceivedFile(self.filename, self.size, md5, sha1, sha256, mime_type(self.head), self.temp_path, fields)
 
     def abort(self) -> None:
-        self.out.close()
-        self.store.discard(self.temp_path)
+        self.out.abort()
 
 
 def receive_upload(

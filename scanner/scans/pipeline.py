@@ -161,10 +161,10 @@ def _upload(scan: Scan) -> str:
     # worker uploads the file again.
     scan.stage = "uploading"
     try:
-        with blob_store().local_path(file.blob_key) as path:
-            return _vt(scan, lambda c: c.upload_file(path, file.filename))
-    except FileNotFoundError:
-        raise VirusTotalError("the stored copy of the file is missing", code="BlobMissing") from None
+        with blob_store().open(file.blob_key) as blob:
+            return _vt(scan, lambda c: c.upload_file(blob, file.filename))
+    except FileNotFoundError as exc:
+        raise VirusTotalError(f"the stored copy of the file is missing: {exc}", code="BlobMissing") from None
 
 
 def _start_waiting(scan: Scan, analysis_id: str, poll_now: bool = False) -> float:

@@ -12,7 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -233,22 +233,25 @@ class VirusTotalClient:
         """The file object for an md5, sha1 or sha256; NotFoundError if VirusTotal never saw it."""
         return self._data("GET", f"/files/{_segment(file_hash)}")
 
-    def upload_file(self, path: str | os.PathLike[str], filename: str | None = None) -> str:
-        """Upload a file from disk, streamed, and return the analysis id.
+    def upload_file(self, source: str | os.PathLike[str] | BinaryIO, filename: str | None = None) -> str:
+        """Upload a file, streamed from disk or from a seekable binary stream (sent from its
+        start, so a second call with the same stream sends it whole again), and return the
+        analysis id.
 
         Files over DIRECT_UPLOAD_MAX_BYTES go through a one-time upload URL (two requests).
         """
-        path = Path(path)
-        size = path.stat().st_size
+        if isinstance(source, str | os.PathLike):
+            with open(source, "rb") as stream:
+                return self.upload_file(stream, filename or Path(source).name)
+        size = source.seek(0, os.SEEK_END)
         if size > MAX_UPLOAD_BYTES:
             raise FileTooLargeError(f"{size} bytes is over VirusTotal's {MAX_UPLOAD_BYTES // MiB} MB upload limit")
-        name = filename or path.name
         target = "/files" if size <= DIRECT_UPLOAD_MAX_BYTES else self._upload_url()
-        with path.open("rb") as stream:
-            # urllib3 2 renders the part header as `filename="<name>"` (WHATWG form, quotes and
-            # line breaks percent-encoded); VirusTotal rejects the RFC 5987 `filename*=` form.
-            encoder = MultipartEncoder(fields={"file": (name, stream, "application/octet-stream")})
-            data = self._data("POST", target, data=encoder, headers={"Content-Type": encoder.content_type})
+        source.seek(0)
+        # urllib3 2 renders the part header as `filename="<name>"` (WHATWG form, quotes and
+        # line breaks percent-encoded); VirusTotal rejects the RFC 5987 `filename*=` form.
+        encoder = MultipartEncoder(fields={"file": (filename or "file", source, "application/octet-stream")})
+        data = self._data("POST", target, data=encoder, headers={"Content-Type": encoder.content_type})
         return _analysis_id(data)
 
     def _upload_url(self) -> str:

@@ -9,7 +9,6 @@ import secrets
 import stat
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -144,33 +143,6 @@ def test_rotation_reports_a_key_no_configured_key_opens(app, client, user, add_k
 
     assert result.exit_code == 1
     assert "1 key(s) could not be decrypted" in result.output
-
-
-def test_embedded_mode_generates_one_private_key_and_reuses_it(tmp_path):
-    def embedded_app() -> Flask:
-        flask_app = Flask("embedded")
-        flask_app.config.update(INSTANCE_DIR=str(tmp_path), ENCRYPTION_KEYS=None)
-        return flask_app
-
-    rings: list[object] = []
-    start = threading.Barrier(8)
-
-    def start_process_like():
-        start.wait()
-        rings.append(crypto.keyring(embedded_app()))
-
-    threads = [threading.Thread(target=start_process_like) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    key_file = tmp_path / crypto.KEY_FILE_NAME
-    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == [crypto.KEY_FILE_NAME]  # no temporary files left
-    token = rings[0].encrypt(b"a VirusTotal key")
-    assert all(ring.decrypt(token) == b"a VirusTotal key" for ring in rings)
-    assert crypto.keyring(embedded_app()).decrypt(token) == b"a VirusTotal key"  # a later start reuses it
 
 
 def test_a_malformed_encryption_key_is_refused_without_echoing_it(tmp_path):
