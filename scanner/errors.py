@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,23 @@ def unexpected_error_response(error: Exception):
     )
 
 
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"example": "VALIDATION_ERROR"})
+    message = fields.String(required=True)
+    type = fields.String(required=True, metadata={"example": "ValidationError"})
+    details = fields.Dict(required=True, metadata={"description": "Per-field messages, retry_after, request_id ..."})
+
+
+class ErrorEnvelopeSchema(Schema):
+    """What every error answers; documented for every error response of the OpenAPI document."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
 class ScannerApi(Api):
     """flask-smorest's Api, answering its own HTTP errors with the envelope too."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def handle_http_exception(self, error: HTTPException):
         return http_error_response(error)

@@ -91,7 +91,7 @@ class CheckIoc(MethodView):
         return views.lookup_result(checked.lookup, raw), status, headers
 
 
-@lookups_blp.route("/lookup/<lookup_id>")
+@lookups_blp.route("/lookup/<id:lookup_id>")
 class LookupById(MethodView):
     decorators = [login_required]
 
@@ -103,7 +103,7 @@ class LookupById(MethodView):
         return views.lookup_detail(lookup, services.raw_report(lookup) if args["show_raw"] else None)
 
 
-@lookups_blp.route("/lookup/<lookup_id>/notes")
+@lookups_blp.route("/lookup/<id:lookup_id>/notes")
 class LookupNotes(MethodView):
     decorators = [login_required]
 
@@ -239,7 +239,7 @@ class BulkJobs(MethodView):
         }
 
 
-@bulk_blp.route("/<job_id>")
+@bulk_blp.route("/<id:job_id>")
 class BulkJobById(MethodView):
     decorators = [login_required]
 
@@ -264,7 +264,7 @@ class BulkJobById(MethodView):
         return views.job_view(job, bulk.progress(job.id))
 
 
-@bulk_blp.route("/<job_id>/export")
+@bulk_blp.route("/<id:job_id>/export")
 class BulkJobExport(MethodView):
     decorators = [login_required]
 
@@ -311,7 +311,7 @@ class StreamIoc(MethodView):
         return streams.response(body(), slot)
 
 
-@streams_blp.route("/stream/scans/<scan_id>")
+@streams_blp.route("/stream/scans/<id:scan_id>")
 class StreamScan(MethodView):
     decorators = [login_required]
 
@@ -325,7 +325,7 @@ class StreamScan(MethodView):
         return streams.response(body, slot)
 
 
-@streams_blp.route("/stream/bulk/<job_id>")
+@streams_blp.route("/stream/bulk/<id:job_id>")
 class StreamBulk(MethodView):
     decorators = [login_required]
 
