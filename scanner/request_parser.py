@@ -28,6 +28,16 @@ FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 FORBIDDEN_TEXT_MESSAGE = "Must not contain control characters (such as NUL) or unpaired surrogates"
 
 
+class StrictBoolean(ma.fields.Boolean):
+    """A JSON body's boolean: true or false only; "yes", 1 or "false" are type errors, not guesses.
+    (Query strings carry text, so their flags stay marshmallow's `Boolean`.)"""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ma.ValidationError("Not a valid boolean; use true or false.")
+        return value
+
+
 class BodyRefused(ValueError):
     """A JSON body the service will not read; the message says why."""
 
@@ -99,7 +109,11 @@ def refuse_forbidden_text(location: str, pairs: Iterable[tuple[str, str]]) -> No
 
 class RequestParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
 
     def _raw_load_json(self, req: Request) -> Any:
         if not is_json_request(req):
