@@ -24,7 +24,10 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_CHARS = 64
-FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_FORBIDDEN_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
+FORBIDDEN_TEXT = re.compile(f"[{_FORBIDDEN_CHARS}]")
+# The same rule for the OpenAPI document, in the escapes JSON Schema's regular expressions read.
+ALLOWED_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 FORBIDDEN_TEXT_MESSAGE = "Must not contain control characters (such as NUL) or unpaired surrogates"
 
 
@@ -36,6 +39,10 @@ class StrictBoolean(ma.fields.Boolean):
         if not isinstance(value, bool):
             raise ma.ValidationError("Not a valid boolean; use true or false.")
         return value
+
+
+class NoQueryArgsSchema(ma.Schema):
+    """For a list that takes no query parameters: any given is refused, as every list does."""
 
 
 class BodyRefused(ValueError):

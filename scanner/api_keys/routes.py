@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 
 from ..auth.access import current_user, login_required
 from ..extensions import db, limiter
+from ..request_parser import NoQueryArgsSchema
 from . import services
 from .schemas import (
     ApiKeyCreateSchema,
@@ -32,8 +33,9 @@ key_checks = limiter.shared_limit(
 class ApiKeys(MethodView):
     decorators = [key_checks, login_required]
 
+    @blp.arguments(NoQueryArgsSchema, location="query")
     @blp.response(200, ApiKeyListSchema)
-    def get(self):
+    def get(self, _args):
         """List your API keys with their usage"""
         return {"api_keys": [services.describe(key) for key in services.list_keys(current_user())]}
 

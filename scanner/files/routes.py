@@ -23,7 +23,7 @@ UPLOAD_BODY = multipart_file_body(
         "type": "boolean",
         "description": "Look the hash up only; never send the file itself to VirusTotal",
     },
-    api_key_id={"type": "string", "format": "uuid"},
+    api_key_id={"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
 )
 
 
