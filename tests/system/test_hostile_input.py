@@ -78,3 +78,24 @@ def unchanged_rows(app_ctx):
         assert {t: count_rows(t) for t in tables} == before
 
     return check
+
+
+@pytest.mark.parametrize(
+    ("body", "refused_for"),
+    [
+        ("[" * 32 + "]" * 32, None),  # deep enough to be read, then refused by the schema
+        ("[" * 33 + "]" * 33, "nesting is limited to 32 levels"),
+        ('{"username": ' + "1" * 64 + "}", None),
+        ('{"username": ' + "1" * 65 + "}", "numbers are limited to 64 characters"),
+        ('{"username": Infinity}', "Infinity is not JSON"),
+        ('{"username": "x"', "Invalid JSON body"),
+    ],
+)
+def test_the_json_limits_say_what_was_refused(client, body, refused_for):
+    r = client.post("/api/auth/login", data=body, content_type="application/json")
+
+    error = assert_error(r, 400, "VALIDATION_ERROR")
+    if refused_for:
+        assert refused_for in error["message"]
+    else:
+        assert "Invalid JSON body" not in error["message"]
