@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, Map
 
 from .errors import ValidationFailed
 
@@ -21,13 +22,18 @@ class IdConverter(BaseConverter):
     """`<id:key_id>`: a UUID in a URL path, documented as one (`format: uuid`).
 
     The value reaches the view as text and `parse_uuid` reads it, so a malformed id is answered
-    with 400 as seed 001 asks, not with routing's 404. A plain lower-case word is never taken for
-    an id: it names a sibling route (`/api/keys/validate`), which must not also match
-    `/api/keys/<key_id>` and so advertise that route's methods.
+    with 400 as seed 001 asks, not with routing's 404. Words named as arguments are sibling routes
+    at the same level, never ids: `<id("validate"):key_id>` keeps `/api/keys/validate` from also
+    matching `/api/keys/<key_id>` and so advertising that route's methods.
     """
 
-    regex = r"(?![a-z_]+$)[^/]+"
-    part_isolating = True
+    regex = "[^/]+"
+
+    def __init__(self, map: Map, *siblings: str) -> None:
+        super().__init__(map)
+        if siblings:
+            words = "|".join(re.escape(word) for word in siblings)
+            self.regex = rf"(?!(?:{words})$)[^/]+"
 
 
 ID_PARAMETER_SCHEMA = {"type": "string", "format": "uuid"}

@@ -50,7 +50,7 @@ class ApiKeys(MethodView):
         return {"message": "API key created successfully", "api_key": services.describe(key)}
 
 
-@blp.route("/<id:key_id>")
+@blp.route('/<id("validate"):key_id>')
 class ApiKeyById(MethodView):
     decorators = [key_checks, login_required]
 
