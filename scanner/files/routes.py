@@ -88,7 +88,7 @@ class Files(MethodView):
         return files, 200, {"X-Total-Count": str(total)}
 
 
-@blp.route("/<id:file_id>")
+@blp.route('/<id("upload"):file_id>')
 class FileById(MethodView):
     decorators = [login_required]
 

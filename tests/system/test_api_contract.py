@@ -73,12 +73,17 @@ def test_every_id_in_a_path_is_a_uuid(spec):
             assert parameter["schema"] == {"type": "string", "format": "uuid"}, (method, path, parameter)
 
 
-def test_keys_validate_is_not_taken_for_a_key_id(client, user):
-    options = client.options("/api/keys/validate", headers=user.headers)
+@pytest.mark.parametrize("path", ["/api/keys/validate", "/api/files/upload"])
+def test_a_named_route_is_not_taken_for_an_id(client, user, path):
+    options = client.options(path, headers=user.headers)
     assert set(options.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
-    assert_error(client.get("/api/keys/validate", headers=user.headers), 405)
+    assert_error(client.get(path, headers=user.headers), 405)
+
+
+def test_a_malformed_id_is_still_400(client, user):
     # A malformed id is still the 400 seed 001 asks for, not routing's 404.
-    assert_error(client.get("/api/keys/not-a-uuid", headers=user.headers), 400, "VALIDATION_ERROR")
+    for path in ("/api/keys/not-a-uuid", "/api/keys/nope", "/api/files/uploads", "/api/scan/nope/status"):
+        assert_error(client.get(path, headers=user.headers), 400, "VALIDATION_ERROR")
 
 
 def test_lists_refuse_unknown_query_parameters(client, user):
