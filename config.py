@@ -221,9 +221,13 @@ class Config:
         self.STREAM_POLL_SECONDS = env_float("STREAM_POLL_SECONDS", 1.0)
         self.STREAM_RECHECK_SECONDS = env_float("STREAM_RECHECK_SECONDS", 10.0)
 
+        # Sign-in protection (scanner/auth/lockout.py, README "Sign-in protection"): failures per
+        # account from one address; per account across addresses before delays start; per address
+        # across accounts, high because many analysts may share one office address.
         self.LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
-        # Many analysts may share one office address; operators can loosen the per-address count alone.
-        self.LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", self.LOGIN_MAX_FAILURES)
+        self.LOGIN_ACCOUNT_MAX_FAILURES = env_int("LOGIN_ACCOUNT_MAX_FAILURES", 10)
+        self.LOGIN_ACCOUNT_DELAY_SECONDS = env_int("LOGIN_ACCOUNT_DELAY_SECONDS", 30)
+        self.LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 100)
         self.LOGIN_WINDOW_SECONDS = env_int("LOGIN_WINDOW_SECONDS", 15 * 60)
         # register, login, token; per address, on top of the shared budget
         self.AUTH_RATE_LIMIT = env("AUTH_RATE_LIMIT", "20 per minute;200 per hour")

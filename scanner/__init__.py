@@ -6,6 +6,7 @@ import os
 
 from celery import Celery, Task
 from flask import Flask
+from flask_smorest import Blueprint
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -14,10 +15,16 @@ from config import Config, load_config
 
 from .errors import ScannerApi, register_error_handlers, register_jwt_handlers
 from .extensions import cache, db, jwt, limiter, migrate
+from .ids import ID_PARAMETER_SCHEMA, IdConverter
 from .logs import configure_logging, connect_celery_logging
+from .openapi_docs import ErrorResponsesPlugin
 from .rate_limits import init_rate_limit_headers
+from .request_parser import RequestParser
 
-api = ScannerApi()
+# Set before any routes module is imported: `@blp.arguments` binds the parser as it decorates.
+Blueprint.ARGUMENTS_PARSER = RequestParser()
+api = ScannerApi(spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
+api.register_converter(IdConverter, lambda converter: ID_PARAMETER_SCHEMA)
 
 # Every module that defines Celery tasks; the worker imports them at start.
 TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.system.tasks"]
@@ -31,6 +38,7 @@ def create_app(config: str | Config | None = None) -> Flask:
     # `/api/keys` and `/api/keys/` are one resource: a redirect would drop a POST body's meaning
     # for many clients and answer with HTML instead of the envelope.
     app.url_map.strict_slashes = False
+    app.url_map.converters["id"] = IdConverter
     _private_instance_dir(app.config["INSTANCE_DIR"])
     if app.config["TRUSTED_PROXIES"]:
         # Behind a router every client would otherwise share its address: one attacker's failed

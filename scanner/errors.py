@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api
+from marshmallow import Schema, fields
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -242,8 +243,23 @@ def unexpected_error_response(error: Exception):
     )
 
 
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"example": "VALIDATION_ERROR"})
+    message = fields.String(required=True)
+    type = fields.String(required=True, metadata={"example": "ValidationError"})
+    details = fields.Dict(required=True, metadata={"description": "Per-field messages, retry_after, request_id ..."})
+
+
+class ErrorEnvelopeSchema(Schema):
+    """What every error answers; documented for every error response of the OpenAPI document."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
 class ScannerApi(Api):
     """flask-smorest's Api, answering its own HTTP errors with the envelope too."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def handle_http_exception(self, error: HTTPException):
         return http_error_response(error)

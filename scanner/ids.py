@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+
+from flask import request
+from werkzeug.routing import BaseConverter, Map
 
 from .errors import ValidationFailed
 
@@ -13,3 +17,33 @@ def parse_uuid(value: str, what: str = "ID") -> uuid.UUID:
         return uuid.UUID(str(value))
     except (ValueError, AttributeError, TypeError):
         raise ValidationFailed(f"Invalid {what} format: expected a UUID", details={"value": str(value)[:64]}) from None
+
+
+class IdConverter(BaseConverter):
+    """`<id:key_id>`: a UUID in a URL path, documented as one (`format: uuid`).
+
+    The value reaches the view as text and `parse_uuid` reads it, so a malformed id is answered
+    with 400 as seed 001 asks, not with routing's 404. Words named as arguments are sibling routes
+    at the same level, never ids: `<id("validate"):key_id>` keeps `/api/keys/validate` from also
+    matching `/api/keys/<key_id>` and so advertising that route's methods.
+    """
+
+    regex = "[^/]+"
+
+    def __init__(self, map: Map, *siblings: str) -> None:
+        super().__init__(map)
+        if siblings:
+            words = "|".join(re.escape(word) for word in siblings)
+            self.regex = rf"(?!(?:{words})$)[^/]+"
+
+
+ID_PARAMETER_SCHEMA = {"type": "string", "format": "uuid"}
+
+
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
+
+
+def route_template() -> str | None:
+    """The matched route with converters left out (`/api/files/<file_id>`), as logs and metrics
+    name it; None when no route matched."""
+    return _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule else None

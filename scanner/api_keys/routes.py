@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db, limiter
+from ..request_parser import NoQueryArgsSchema
 from . import services
 from .schemas import (
     ApiKeyCreateSchema,
@@ -33,8 +34,9 @@ key_checks = limiter.shared_limit(
 class ApiKeys(MethodView):
     decorators = [key_checks, login_required]
 
+    @blp.arguments(NoQueryArgsSchema, location="query")
     @blp.response(200, ApiKeyListSchema)
-    def get(self):
+    def get(self, _args):
         """List your API keys with their usage"""
         return {"api_keys": [services.describe(key) for key in services.list_keys(current_user())]}
 
@@ -51,7 +53,7 @@ class ApiKeys(MethodView):
         return {"message": "API key created successfully", "api_key": services.describe(key)}
 
 
-@blp.route("/<key_id>")
+@blp.route('/<id("validate"):key_id>')
 class ApiKeyById(MethodView):
     decorators = [key_checks, login_required]
 

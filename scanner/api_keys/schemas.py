@@ -4,6 +4,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from ..request_parser import StrictBoolean
 from .services import KEY_CHARS, KEY_MAX, KEY_MIN
 
 
@@ -44,7 +45,7 @@ class ApiKeyCreateSchema(Schema):
 class ApiKeyUpdateSchema(Schema):
     name = _name()
     key_value = _key_value()
-    is_active = fields.Boolean()
+    is_active = StrictBoolean()
     per_minute = fields.Integer(**_per_minute)
     per_day = fields.Integer(**_per_day)
 

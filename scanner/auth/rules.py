@@ -11,6 +11,7 @@ import unicodedata
 
 from marshmallow import ValidationError
 from marshmallow.validate import Email
+from zxcvbn import zxcvbn
 
 USERNAME_MIN, USERNAME_MAX = 3, 32
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
@@ -23,9 +24,14 @@ USERNAME_RULE = (
     "'_', '.' and '-', and start with a letter or digit"
 )
 PASSWORD_RULE = (
-    f"Password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long and mix at least two kinds of "
-    "characters (lower-case letters, upper-case letters, digits, symbols)"
+    f"Password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long, mix at least two kinds of "
+    "characters (lower-case letters, upper-case letters, digits, symbols) and not be easy to guess "
+    "(common passwords, keyboard walks, a word with digits)"
 )
+# zxcvbn's score: 2 means at least a million guesses, beyond reach of an online attacker that the
+# sign-in protection throttles; 0 and 1 are the top of every leaked-password list and its variants.
+PASSWORD_MIN_SCORE = 2
+_ESTIMATED_CHARS = 72  # zxcvbn's own limit; a longer password is judged by its start
 _email_validator = Email(error="Not a valid email address")
 
 
@@ -80,5 +86,12 @@ def check_password(password: str, *, username: str, email: str) -> None:
     if kinds < 2:
         raise RuleViolation("password", PASSWORD_RULE)
     folded = password.casefold()
-    if folded in (username.casefold(), email.casefold(), email.split("@")[0].casefold()):
+    own = (username, email, email.split("@")[0])
+    if folded in (part.casefold() for part in own):
         raise RuleViolation("password", "Password must not be your username or email address")
+    estimate = zxcvbn(password[:_ESTIMATED_CHARS], user_inputs=list(own))
+    if estimate["score"] < PASSWORD_MIN_SCORE:
+        feedback = estimate["feedback"]
+        why = feedback["warning"] or "It follows a pattern that is tried early."
+        hints = " ".join(feedback["suggestions"]) or "Add another word or two; uncommon words are better."
+        raise RuleViolation("password", f"Password is too easy to guess. {why} {hints}")

@@ -6,24 +6,16 @@ the CLI applies too.
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from ..db_types import SQL_INT_MAX
+from ..request_parser import StrictBoolean
 from .rules import PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_RULE
 
 # Sign-in fields are bounded generously: no stored name or password is longer, and a megabyte
 # of "password" must not reach the hash function.
 LOGIN_USERNAME_MAX = 4 * USERNAME_MAX
 LOGIN_PASSWORD_MAX = 1024
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON true or false only: "yes", 1 or "false" are type errors, not guesses."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise ValidationError("Not a valid boolean; use true or false.")
-        return value
 
 
 class UserSchema(Schema):

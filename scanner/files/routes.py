@@ -24,7 +24,7 @@ UPLOAD_BODY = multipart_file_body(
         "type": "boolean",
         "description": "Look the hash up only; never send the file itself to VirusTotal",
     },
-    api_key_id={"type": "string", "format": "uuid"},
+    api_key_id={"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
 )
 
 
@@ -96,7 +96,7 @@ class Files(MethodView):
         return files, 200, {"X-Total-Count": str(total)}
 
 
-@blp.route("/<file_id>")
+@blp.route('/<id("upload"):file_id>')
 class FileById(MethodView):
     decorators = [login_required]
 

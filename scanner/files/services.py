@@ -17,7 +17,8 @@ from .storage import blob_store
 from .upload import ReceivedFile
 
 log = logging.getLogger(__name__)
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+# What the upload body documents for a boolean part; "1", "yes" or "off" are refused, not guessed.
+TRUE, FALSE = ("true",), ("false",)
 
 
 def form_flag(fields: dict[str, str], name: str) -> bool | None:

@@ -87,7 +87,7 @@ class CheckIoc(MethodView):
         return views.lookup_result(checked.lookup, raw), status, headers
 
 
-@lookups_blp.route("/lookup/<lookup_id>")
+@lookups_blp.route("/lookup/<id:lookup_id>")
 class LookupById(MethodView):
     decorators = [login_required]
 
@@ -99,7 +99,7 @@ class LookupById(MethodView):
         return views.lookup_detail(lookup, services.raw_report(lookup) if args["show_raw"] else None)
 
 
-@lookups_blp.route("/lookup/<lookup_id>/notes")
+@lookups_blp.route("/lookup/<id:lookup_id>/notes")
 class LookupNotes(MethodView):
     decorators = [login_required]
 
@@ -235,7 +235,7 @@ class BulkJobs(MethodView):
         }
 
 
-@bulk_blp.route("/<job_id>")
+@bulk_blp.route("/<id:job_id>")
 class BulkJobById(MethodView):
     decorators = [login_required]
 
@@ -260,7 +260,7 @@ class BulkJobById(MethodView):
         return views.job_view(job, bulk.progress(job.id))
 
 
-@bulk_blp.route("/<job_id>/export")
+@bulk_blp.route("/<id:job_id>/export")
 class BulkJobExport(MethodView):
     decorators = [login_required]
 

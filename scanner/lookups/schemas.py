@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
+from ..request_parser import StrictBoolean
 from ..results.schemas import DateOrDateTime, PaginationSchema
 from ..sorting import parse_sort
 from .indicators import EXPECTED, IOC_TYPES, parse
@@ -35,16 +36,22 @@ SOURCE_DESCRIPTION = "cache, database (our stored report) or virustotal (asked j
 # -- requests ---------------------------------------------------------------------------------
 
 
+_FORCE_REFRESH = {
+    "load_default": False,
+    "metadata": {"description": "Skip the cache and our stored report; ask VirusTotal"},
+}
+_SHOW_RAW = {"load_default": False, "metadata": {"description": "Include VirusTotal's whole object"}}
+
+
 class CheckIocSchema(Schema):
     ioc = fields.String(required=True, metadata={"description": IOC_DESCRIPTION, "example": "8.8.8.8"})
-    force_refresh = fields.Boolean(
-        load_default=False, metadata={"description": "Skip the cache and our stored report; ask VirusTotal"}
-    )
-    show_raw = fields.Boolean(load_default=False, metadata={"description": "Include VirusTotal's whole object"})
+    force_refresh = StrictBoolean(**_FORCE_REFRESH)
+    show_raw = StrictBoolean(**_SHOW_RAW)
 
 
 class StreamIocArgsSchema(CheckIocSchema):
-    pass
+    force_refresh = fields.Boolean(**_FORCE_REFRESH)
+    show_raw = fields.Boolean(**_SHOW_RAW)
 
 
 class ShowRawArgsSchema(Schema):

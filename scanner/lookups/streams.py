@@ -80,7 +80,7 @@ class StreamIoc(MethodView):
         return sse.response(body(), slot)
 
 
-@blp.route("/stream/bulk/<job_id>")
+@blp.route("/stream/bulk/<id:job_id>")
 class StreamBulk(MethodView):
     decorators = [login_required]
 

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..auth import redis_store
 from ..db_types import utcnow
 from ..extensions import db
+from ..ids import route_template
 from .models import RequestCount
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def count_request(route: str, status: int) -> None:
 
 
 def _remember(response: Response) -> Response:
-    request.environ[_COUNTED] = (request.url_rule.rule if request.url_rule else UNMATCHED, response.status_code)
+    request.environ[_COUNTED] = (route_template() or UNMATCHED, response.status_code)
     return response
 
 

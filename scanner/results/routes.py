@@ -83,7 +83,7 @@ class ScanHistoryExport(MethodView):
         return exports.download(body, fmt, name, headers=headers)
 
 
-@blp.route("/<scan_id>/results")
+@blp.route("/<id:scan_id>/results")
 class ScanResults(MethodView):
     decorators = [login_required]
 
@@ -93,7 +93,7 @@ class ScanResults(MethodView):
         return services.scan_report_for(current_user(), scan_id)
 
 
-@blp.route("/<scan_id>/export")
+@blp.route("/<id:scan_id>/export")
 class ScanExport(MethodView):
     decorators = [login_required]
 
@@ -119,7 +119,7 @@ class ScanExport(MethodView):
         return exports.download(body, fmt, fallback, preferred)
 
 
-@blp.route("/file/<file_id>")
+@blp.route("/file/<id:file_id>")
 class FileScans(MethodView):
     decorators = [login_required]
 
@@ -129,7 +129,7 @@ class FileScans(MethodView):
         return services.file_scans(current_user(), file_id)
 
 
-@blp.route("/user/<user_id>")
+@blp.route("/user/<id:user_id>")
 class UserScans(MethodView):
     decorators = [login_required]
 

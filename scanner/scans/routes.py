@@ -23,7 +23,7 @@ def _start(file_id: str, args: dict, kind: str, message: str):
     return {"message": message, "scan_id": scan.id, "status": scan.status}
 
 
-@blp.route("/file/<file_id>")
+@blp.route("/file/<id:file_id>")
 class ScanFile(MethodView):
     decorators = [login_required]
 
@@ -34,7 +34,7 @@ class ScanFile(MethodView):
         return _start(file_id, args or {}, "scan", "Scan initiated successfully")
 
 
-@blp.route("/file/<file_id>/rescan")
+@blp.route("/file/<id:file_id>/rescan")
 class RescanFile(MethodView):
     decorators = [login_required]
 
@@ -45,7 +45,7 @@ class RescanFile(MethodView):
         return _start(file_id, args or {}, "rescan", "Rescan initiated successfully")
 
 
-@blp.route("/<scan_id>/status")
+@blp.route("/<id:scan_id>/status")
 class ScanStatus(MethodView):
     decorators = [login_required]
 

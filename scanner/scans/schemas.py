@@ -1,9 +1,11 @@
 from marshmallow import Schema, fields
 
+from ..request_parser import StrictBoolean
+
 
 class ScanRequestSchema(Schema):
     api_key_id = fields.UUID(load_default=None, metadata={"description": "Key to spend; default: any active key"})
-    never_upload = fields.Boolean(
+    never_upload = StrictBoolean(
         load_default=None,
         metadata={"description": "Never send the file itself to VirusTotal (default: the file's setting)"},
     )

@@ -40,7 +40,7 @@ def scan_is_final(data: dict[str, Any]) -> bool:
     return data["status"] in FINISHED
 
 
-@blp.route("/<scan_id>")
+@blp.route("/<id:scan_id>")
 class StreamScan(MethodView):
     decorators = [login_required]
 

@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import logs
+from ..ids import route_template
 from ..rate_limits import request_identity
 from .docs import DOCS_CSP
 
@@ -71,7 +72,7 @@ def init_middleware(app: Flask) -> None:
     def log_access(response):
         # The access log line (gunicorn's own is off): the route template, not the path, so ids in
         # URLs neither flood the log index nor leak; the user from the token's signature only.
-        route = request.url_rule.rule if request.url_rule else "(no route)"
+        route = route_template() or "(no route)"
         access_log.info(
             "%s %s %s",
             request.method,

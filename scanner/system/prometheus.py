@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from ..db_types import utcnow
 from ..errors import Forbidden
 from ..extensions import db, limiter
+from ..ids import route_template
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def _allowed() -> bool:
 
 
 def _observe(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else "(no route)"
+    route = route_template() or "(no route)"
     started = g.get("started")
     HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
     if started is not None:

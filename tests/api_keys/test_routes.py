@@ -137,6 +137,17 @@ def test_update_without_data_is_400(client, user, add_key):
     assert r.json["error"]["message"] == "No update data provided"
 
 
+@pytest.mark.parametrize("flag", ["false", "true", 0, 1, None])
+def test_is_active_must_be_a_json_boolean(client, user, add_key, flag):
+    key = add_key(user)
+
+    r = client.put(f"/api/keys/{key['id']}", json={"is_active": flag}, headers=user.headers)
+
+    assert r.status_code == 400
+    assert r.json["error"]["details"]["json"]["is_active"]
+    assert client.get(f"/api/keys/{key['id']}", headers=user.headers).json["api_key"]["is_active"] is True
+
+
 def test_delete_answers_as_seed_001(client, user, add_key):
     key = add_key(user)
 

@@ -46,6 +46,12 @@ BAD_BODIES = {
     "password too long": {"password": "Aa1-" * 32 + "x"},
     "password of one kind": {"password": "onlylowercaseletters"},
     "password of digits only": {"password": "12345678901234"},
+    "common password": {"password": "password123"},
+    "common password, capitalised": {"password": "Password12"},
+    "keyboard walk with a digit": {"password": "qwertyuiop1"},
+    "a sequence": {"password": "abcdefghi1"},
+    "a repeated pattern": {"password": "Aa1-" * 32},
+    "the username with digits": {"username": "analyst", "password": "Analyst123"},
     "password is the username": {"password": "analyst", "username": "analyst"},
     "password is the username (long)": {"username": "Analyst2024x", "password": "analyst2024X"},
     "password is the email": {"password": "analyst@example.com"},
@@ -90,6 +96,23 @@ def test_password_rule_is_explained(client):
     assert error["details"] == {"json": {"password": [error["message"].removeprefix("password: ")]}}
 
 
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("password123", "very common password"),
+        ("Password12", "very common password"),
+        ("qwertyuiop1", "similar to a commonly used password"),
+        ("zxcvbnm,./123", "rows of keys"),
+    ],
+)
+def test_an_easy_password_is_refused_with_the_reason(client, unchanged, password, why):
+    with unchanged():
+        error = assert_error(register(client, password=password), 400, "VALIDATION_ERROR")
+    assert "too easy to guess" in error["message"]
+    assert why in error["message"]
+    assert error["details"]["json"]["password"]
+
+
 def test_username_rule_is_explained(client):
     error = assert_error(register(client, username="no spaces"), 400)
     assert "3 to 32 characters" in error["message"]
@@ -97,7 +120,13 @@ def test_username_rule_is_explained(client):
 
 @pytest.mark.parametrize(
     "password",
-    ["securePassword123", "abcdefghi1", "Aa1-" * 32, "correct horse battery", "'; DROP TABLE users; --"],
+    [
+        "securePassword123",
+        "zq8Rt-mvp3",
+        "Lemon-kite7" * 11 + "Plum-3",
+        "correct horse battery",
+        "'; DROP TABLE users; --",
+    ],
     ids=["seed", "shortest", "longest", "passphrase", "sql-ish"],
 )
 def test_passwords_that_follow_the_rule_are_accepted_and_work(client, password):

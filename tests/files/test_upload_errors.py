@@ -65,6 +65,8 @@ BAD_BODIES = {
     ),
     "never-upload-not-a-boolean": (body(part("never_upload", b"maybe"), FILE), MULTIPART),
     "never-upload-invalid-after-the-file": (body(FILE, part("never_upload", b"perhaps")), MULTIPART),
+    "never-upload-as-a-digit": (body(part("never_upload", b"1"), FILE), MULTIPART),
+    "never-upload-as-yes": (body(part("never_upload", b"yes"), FILE), MULTIPART),
     "api-key-id-not-a-uuid": (body(FILE, part("api_key_id", b"key-1")), MULTIPART),
 }
 
