@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.s3 import S3Server  # noqa: E402
 
-EMULATOR_MODULE = "scanner.virustotal.emulator"
+EMULATOR_MODULE = "vt_emulator"
 BIN = Path(sys.executable).parent
 
 

@@ -67,12 +67,12 @@ def make_samples(workdir: Path, n: int) -> list[Sample]:
 
 
 class EmulatorProcess:
-    """`python -m scanner.virustotal.emulator` in a process of its own, so serving the workers
+    """`python -m vt_emulator` in a process of its own, so serving the workers
     never competes with this process for the GIL; driven through its control surface."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scanner.virustotal.emulator", "--port", "0", "--quiet",
+            [sys.executable, "-m", "vt_emulator", "--port", "0", "--quiet",
              "--queued-seconds", "0", "--progress-seconds", "0"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip

@@ -91,7 +91,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from scanner.virustotal.client import close_session
-    from scanner.virustotal.emulator import Emulator
+    from vt_emulator import Emulator
 
     key = secrets.token_hex(32)
     with tempfile.TemporaryDirectory() as directory, Emulator() as emulator:

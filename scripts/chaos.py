@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import os
 import random
@@ -48,7 +47,7 @@ from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-EMULATOR = "vt_emulator" if importlib.util.find_spec("vt_emulator") else "scanner.virustotal.emulator"
+EMULATOR = "vt_emulator"
 TERMINAL = ("completed", "failed", "not_found")
 SETTLE_SECONDS = 300  # after the fault ends, the longest a round waits for its work to settle
 PROBE_ROUTES = ("/api/keys/", "/api/files/", "/api/bulk")

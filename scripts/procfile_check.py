@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures.s3 import S3Server, free_port  # noqa: E402
 
 # The VirusTotal emulator, run as `python -m EMULATOR_MODULE`.
-EMULATOR_MODULE = "scanner.virustotal.emulator"
+EMULATOR_MODULE = "vt_emulator"
 KEY_BUDGET = {"per_minute": 1000, "per_day": 100000}  # the public API's 4 a minute would make the check wait
 PASSWORD = "Correct-Horse-42"  # noqa: S105  the account the check creates in its own database
 

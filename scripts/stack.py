@@ -75,7 +75,7 @@ class Stack:
 
     def __enter__(self) -> Stack:
         try:
-            self._start([str(BIN / "python"), "-m", "scanner.virustotal.emulator", *self.emulator_args])
+            self._start([str(BIN / "python"), "-m", "vt_emulator", *self.emulator_args])
             migrate = [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"]
             subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, stdout=self.log, stderr=subprocess.STDOUT)
             self._start([str(BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"])

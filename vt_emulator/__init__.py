@@ -1,5 +1,5 @@
 """A VirusTotal API v3 emulator over real HTTP: `Emulator().start()`, or
-`python -m scanner.virustotal.emulator --port 8765`."""
+`python -m vt_emulator --port 8765`."""
 
 from .engines import EICAR
 from .server import Emulator

@@ -1,4 +1,4 @@
-"""python -m scanner.virustotal.emulator --port 8765 --key KEY[:per_min[:per_day]] ...
+"""python -m vt_emulator --port 8765 --key KEY[:per_min[:per_day]] ...
 
 Prints the base URL, then serves until SIGINT or SIGTERM.
 """
@@ -29,7 +29,7 @@ def _key(spec: str) -> tuple[str, int, int]:
 
 def _parser() -> argparse.ArgumentParser:
     defaults = EmulatorConfig()
-    parser = argparse.ArgumentParser(prog="python -m scanner.virustotal.emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vt_emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--key", type=_key, action="append", default=[], metavar="KEY[:per_min[:per_day]]")

@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..reports import FILE_CATEGORIES, NETWORK_CATEGORIES
+# As VirusTotal documents them; written out here, not imported from the client, so the emulator
+# stays an independent witness of what the service parses.
+NETWORK_CATEGORIES = ("harmless", "malicious", "suspicious", "undetected", "timeout")
+FILE_CATEGORIES = (*NETWORK_CATEGORIES, "type-unsupported", "failure", "confirmed-timeout")
 
 Verdict = Literal["clean", "suspicious", "malicious", "eicar"]
 VERDICTS: tuple[str, ...] = ("clean", "suspicious", "malicious", "eicar")

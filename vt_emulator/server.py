@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from .objects import ApiError, ContentDigest
 from .state import EmulatorConfig, EmulatorState
 
-log = logging.getLogger("scanner.virustotal.emulator")
+log = logging.getLogger("vt_emulator")
 
 MiB = 1024 * 1024
 DIRECT_UPLOAD_LIMIT = 32 * MiB  # POST /files refuses bigger bodies

@@ -51,7 +51,7 @@ import requests  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 # The emulator's module: the one place that names it.
-VT_EMULATOR_MODULE = os.environ.get("VT_EMULATOR_MODULE", "scanner.virustotal.emulator")
+VT_EMULATOR_MODULE = os.environ.get("VT_EMULATOR_MODULE", "vt_emulator")
 PASSWORD = "Load-Test-Password-42"
 CACHED_IOCS = ("8.8.8.8", "1.1.1.1", "example.com", "44d88612fea8a8f36de82e1278abb02f")
 P99_LIMIT_MS = 250.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from scanner.files.sniff import mime_type
-from scanner.virustotal.emulator import EICAR
 from tests.files import samples
+from vt_emulator import EICAR
 
 
 @pytest.mark.parametrize(

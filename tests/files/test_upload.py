@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scanner.virustotal.emulator import EICAR
 from tests.files.helpers import (
     BOUNDARY,
     FILE_FIELDS,
@@ -25,6 +24,7 @@ from tests.files.helpers import (
     upload,
 )
 from tests.files.samples import PE, ZIP
+from vt_emulator import EICAR
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = (

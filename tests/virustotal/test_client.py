@@ -16,8 +16,8 @@ from bench.upload_memory import measure
 from scanner.virustotal import client as client_module
 from scanner.virustotal import errors
 from scanner.virustotal.client import DIRECT_UPLOAD_MAX_BYTES, MAX_UPLOAD_BYTES, VirusTotalClient
-from scanner.virustotal.emulator import EICAR, Emulator
 from scanner.virustotal.reports import FILE_CATEGORIES, detection_ratio, parse_stats, url_id
+from vt_emulator import EICAR, Emulator
 
 MiB = 1024 * 1024
 EICAR_MD5 = "44d88612fea8a8f36de82e1278abb02f"

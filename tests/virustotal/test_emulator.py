@@ -13,10 +13,10 @@ import pytest
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
-from scanner.virustotal.emulator import EICAR, Emulator
-from scanner.virustotal.emulator.objects import ContentDigest
 from scanner.virustotal.reports import NETWORK_CATEGORIES, url_id
 from tests.fixtures.processes import ROOT
+from vt_emulator import EICAR, Emulator
+from vt_emulator.objects import ContentDigest
 
 MiB = 1024 * 1024
 
@@ -325,7 +325,7 @@ def test_add_file_verdicts(vt_emulator, http, key):
 
 def test_cli_prints_its_url_and_serves_until_terminated(http):
     key = secrets.token_hex(32)
-    command = [sys.executable, "-m", "scanner.virustotal.emulator", "--port", "0", "--key", f"{key}:10:100", "--quiet"]
+    command = [sys.executable, "-m", "vt_emulator", "--port", "0", "--key", f"{key}:10:100", "--quiet"]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
             url = process.stdout.readline().strip()
