@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import Data, Epilogue, Event, Field, File, MultipartDecoder, NeedData
 
 from ..errors import PayloadTooLarge, ValidationFailed
 from .sniff import mime_type
@@ -54,7 +55,7 @@ class _FilePart:
         self.size = 0
         self.head = b""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, more: bool = True) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise PayloadTooLarge(f"File too large: the limit is {self.limit} bytes", details={"limit": self.limit})
@@ -75,6 +76,63 @@ class _FilePart:
         self.out.abort()
 
 
+class _FieldPart:
+    """A small form field beside the file, kept in `fields` once whole."""
+
+    def __init__(self, name: str, fields: dict[str, str]) -> None:
+        self.name, self.fields, self.buffer = name, fields, bytearray()
+        fields[name] = ""
+
+    def write(self, data: bytes, more: bool) -> None:
+        self.buffer += data
+        if len(self.buffer) > MAX_FIELD_BYTES:
+            raise ValidationFailed(f"Form field '{self.name}' is too long")
+        if not more:
+            self.fields[self.name] = self.buffer.decode("utf-8", "replace")
+
+
+class _Form:
+    """The parts of one upload, as the decoder announces them: the file part, at most ten small
+    fields; other parts are read past, not kept."""
+
+    def __init__(self, store: BlobStore, limit: int, part_name: str) -> None:
+        self.store, self.limit, self.part_name = store, limit, part_name
+        self.fields: dict[str, str] = {}
+        self.file: _FilePart | None = None
+        self.current: _FilePart | _FieldPart | None = None
+
+    def start(self, part: File | Field) -> None:
+        if isinstance(part, File) and part.name == self.part_name and self.file is None:
+            self.file = self.current = _FilePart(self.store, clean_filename(part.filename), self.limit)
+        elif isinstance(part, Field) and len(self.fields) < 10:
+            self.current = _FieldPart(part.name, self.fields)
+        else:
+            self.current = None
+
+    def data(self, event: Data) -> None:
+        if self.current is not None:
+            self.current.write(event.data, event.more_data)
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.abort()
+
+
+def _events(decoder: MultipartDecoder, stream: BinaryIO) -> Iterator[Event]:
+    """The decoder's events for the whole body, read a chunk at a time, up to the epilogue."""
+    while True:
+        chunk = stream.read(CHUNK)
+        decoder.receive_data(chunk or None)
+        event = decoder.next_event()
+        while not isinstance(event, NeedData):
+            if isinstance(event, Epilogue):
+                return
+            yield event
+            event = decoder.next_event()
+        if not chunk:
+            raise ValidationFailed("The multipart body ended early")
+
+
 def receive_upload(
     stream: BinaryIO, content_type: str | None, store: BlobStore, limit: int, part_name: str = "file"
 ) -> ReceivedFile:
@@ -85,48 +143,21 @@ def receive_upload(
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise ValidationFailed("Expected multipart/form-data with a file part named 'file'")
     # The decoder applies this cap to its input buffer (one read plus the tail it still holds),
-    # not to a field; fields are capped by MAX_FIELD_BYTES below.
+    # not to a field; fields are capped by MAX_FIELD_BYTES.
     decoder = MultipartDecoder(options["boundary"].encode(), max_form_memory_size=2 * CHUNK)
-    fields: dict[str, str] = {}
-    target: _FilePart | None = None
-    current: _FilePart | bytearray | None = None
-    done = False
+    form = _Form(store, limit, part_name)
     try:
-        while not done:
-            chunk = stream.read(CHUNK)
-            decoder.receive_data(chunk or None)
-            event = decoder.next_event()
-            while not isinstance(event, NeedData):
-                if isinstance(event, File) and event.name == part_name and target is None:
-                    target = current = _FilePart(store, clean_filename(event.filename), limit)
-                elif isinstance(event, Field) and len(fields) < 10:
-                    current, fields[event.name] = bytearray(), ""
-                    current_name = event.name
-                elif isinstance(event, File | Field):
-                    current = None  # parts we do not use are read past, not kept
-                elif isinstance(event, Data):
-                    if isinstance(current, _FilePart):
-                        current.write(event.data)
-                    elif isinstance(current, bytearray):
-                        current += event.data
-                        if len(current) > MAX_FIELD_BYTES:
-                            raise ValidationFailed(f"Form field '{current_name}' is too long")
-                        if not event.more_data:
-                            fields[current_name] = current.decode("utf-8", "replace")
-                elif isinstance(event, Epilogue):
-                    done = True
-                    break
-                event = decoder.next_event()
-            if not chunk and not done:
-                raise ValidationFailed("The multipart body ended early")
-        if target is None:
+        for event in _events(decoder, stream):
+            if isinstance(event, Data):
+                form.data(event)
+            elif isinstance(event, File | Field):  # not the preamble
+                form.start(event)
+        if form.file is None:
             raise ValidationFailed("No file part: send the file in the form field 'file'")
-        return target.finish(fields)
+        return form.file.finish(form.fields)
     except ValueError as exc:  # the decoder's verdict on a malformed body
-        if target is not None:
-            target.abort()
+        form.abort()
         raise ValidationFailed(f"Malformed multipart body: {exc}") from None
     except BaseException:
-        if target is not None:
-            target.abort()
+        form.abort()
         raise
