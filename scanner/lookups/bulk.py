@@ -37,7 +37,7 @@ from ..db_types import new_uuid, utcnow
 from ..errors import Conflict, InvalidIndicator, QuotaExhausted, ValidationFailed
 from ..extensions import db
 from ..ids import parse_uuid
-from . import answers, engine, indicators
+from . import answers, indicators, steps
 from .indicators import Indicator
 from .models import ITEM_STATUSES, JOB_ACTIVE, JOB_FINISHED, BulkItem, BulkJob
 
@@ -243,7 +243,7 @@ def cancel(viewer: User, job_id: str) -> BulkJob:
 
 
 JOBS = work.WorkRows(BulkJob, BulkJob.next_run_at, JOB_ACTIVE, "LOOKUP")
-ITEMS = engine.work_rows(BulkItem)
+ITEMS = steps.work_rows(BulkItem)
 
 
 def _cfg(name: str) -> Any:
@@ -303,11 +303,11 @@ def _answer_known(job_id: uuid.UUID, notify: Any) -> None:
         ).all()
         if not batch:
             return
-        known = answers.local_answers(engine.indicator_of(item) for item in batch)
+        known = answers.local_answers(steps.indicator_of(item) for item in batch)
         for item in batch:
-            answer = known.get(engine.indicator_of(item))
+            answer = known.get(steps.indicator_of(item))
             if answer is not None:
-                engine.finish(item, answer)
+                steps.finish(item, answer)
             else:
                 item.stage = "queued"
         db.session.commit()
@@ -319,7 +319,7 @@ def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
     wait) or the slice ends (0). Each item is claimed like any work row, so a second driver, were
     there one, would skip it."""
     slice_ends = time.monotonic() + _cfg("BULK_SLICE_SECONDS")
-    steps = engine.IndicatorSteps(user)
+    indicator_steps = steps.IndicatorSteps(user)
     while time.monotonic() < slice_ends:
         candidate = db.session.scalar(
             select(BulkItem.id)
@@ -329,7 +329,7 @@ def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
         )
         if candidate is None:
             return None
-        wait = work.advance(ITEMS, candidate, lambda item: steps)
+        wait = work.advance(ITEMS, candidate, lambda item: indicator_steps)
         notify()
         if db.session.get(BulkItem, candidate).stage == "waiting_for_quota":
             # The user's every key is out of tokens: the other items would wait just the same.

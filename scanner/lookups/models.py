@@ -22,7 +22,7 @@ PROVIDER_STATUSES = ("ok", "not_found", "rate_limited", "pending", "error")
 
 class IndicatorWork:
     """One indicator to answer, and where the answer stands: the state machine shared by single
-    lookups and bulk items (`engine.IndicatorSteps`, a work row of scanner/work.py). `stage` says
+    lookups and bulk items (`steps.IndicatorSteps`, a work row of scanner/work.py). `stage` says
     what a pending row waits for, and `next_check_at` when it is due (or, while a worker holds it,
     when its lease ends)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..db_types import utcnow
 from ..jsonable import json_default
 from ..results.exports import spreadsheet_safe
-from . import engine
+from . import steps
 from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
 
 PROVIDER = "virustotal"
@@ -93,7 +93,7 @@ def note_view(note: LookupNote) -> dict[str, Any]:
 def lookup_detail(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET /api/lookup/{id}: seed 002's shape, plus status, explanation, source and notes."""
     owner = lookup.user
-    ind = engine.indicator_of(lookup)
+    ind = steps.indicator_of(lookup)
     return {
         "id": lookup.id,
         "ioc": {"id": ind.ioc_id, "value": lookup.ioc, "type": lookup.ioc_type},

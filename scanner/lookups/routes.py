@@ -16,7 +16,7 @@ from ..errors import NotFound, PayloadTooLarge, ProviderError, ValidationFailed
 from ..extensions import db, upload_limit
 from ..openapi_docs import multipart_file_body
 from ..results import exports
-from . import bulk, services, tasks, views
+from . import bulk, presenters, services, tasks
 from .schemas import (
     BulkExportArgsSchema,
     BulkJobArgsSchema,
@@ -84,7 +84,7 @@ class CheckIoc(MethodView):
         checked = services.check(current_user(), args["ioc"], args["force_refresh"])
         status, headers = _lookup_answer(checked)
         raw = services.raw_report(checked.lookup) if args["show_raw"] else None
-        return views.lookup_result(checked.lookup, raw), status, headers
+        return presenters.lookup_result(checked.lookup, raw), status, headers
 
 
 @lookups_blp.route("/lookup/<id:lookup_id>")
@@ -96,7 +96,7 @@ class LookupById(MethodView):
     def get(self, args: dict, lookup_id: str):
         """A lookup with its provider results and notes (its owner or an admin)"""
         lookup = services.get_lookup(current_user(), lookup_id)
-        return views.lookup_detail(lookup, services.raw_report(lookup) if args["show_raw"] else None)
+        return presenters.lookup_detail(lookup, services.raw_report(lookup) if args["show_raw"] else None)
 
 
 @lookups_blp.route("/lookup/<id:lookup_id>/notes")
@@ -109,7 +109,7 @@ class LookupNotes(MethodView):
         """Add a note to a lookup"""
         note = services.add_note(current_user(), lookup_id, args["text"])
         db.session.commit()
-        return views.note_view(note)
+        return presenters.note_view(note)
 
 
 @lookups_blp.route("/lookups")
@@ -121,7 +121,7 @@ class LookupHistory(MethodView):
     def get(self, query: services.LookupQuery):
         """Your lookups, filtered (type, verdict, status, indicator, dates), sorted and paged"""
         page = services.history_page(current_user().id, query)
-        return {"lookups": [views.history_row(row) for row in page["lookups"]], "pagination": page["pagination"]}
+        return {"lookups": [presenters.history_row(row) for row in page["lookups"]], "pagination": page["pagination"]}
 
 
 # -- seed 000 ---------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class BulkJobs(MethodView):
         """Your bulk jobs, newest first"""
         jobs, total = bulk.list_jobs(current_user(), args["page"], args["per_page"])
         return {
-            "jobs": [views.job_view(job, bulk.progress(job.id)) for job in jobs],
+            "jobs": [presenters.job_view(job, bulk.progress(job.id)) for job in jobs],
             "pagination": _pagination(args["page"], args["per_page"], total),
         }
 
@@ -246,8 +246,8 @@ class BulkJobById(MethodView):
         job = bulk.get_job(current_user(), job_id)
         items, total = bulk.items_page(job.id, split(args.get("status")), args["page"], args["per_page"])
         return {
-            **views.job_view(job, bulk.progress(job.id)),
-            "results": [views.item_view(item) for item in items],
+            **presenters.job_view(job, bulk.progress(job.id)),
+            "results": [presenters.item_view(item) for item in items],
             "pagination": _pagination(args["page"], args["per_page"], total),
         }
 
@@ -257,7 +257,7 @@ class BulkJobById(MethodView):
         job = bulk.cancel(current_user(), job_id)
         db.session.commit()
         events.publish("bulk", job.id)
-        return views.job_view(job, bulk.progress(job.id))
+        return presenters.job_view(job, bulk.progress(job.id))
 
 
 @bulk_blp.route("/<id:job_id>/export")
@@ -269,8 +269,8 @@ class BulkJobExport(MethodView):
     def get(self, args: dict, job_id: str):
         """Download a bulk job's results as CSV or JSON"""
         job = bulk.get_job(current_user(), job_id)
-        fmt, summary = args["format"], views.job_view(job, bulk.progress(job.id))
+        fmt, summary = args["format"], presenters.job_view(job, bulk.progress(job.id))
         items = bulk.all_items(job.id)
-        body = views.export_csv(items) if fmt == "csv" else views.export_json(summary, items)
+        body = presenters.export_csv(items) if fmt == "csv" else presenters.export_json(summary, items)
         name = f"bulk-{job.id}-{utcnow():%Y%m%dT%H%M%SZ}.{fmt}"
         return exports.download(body, fmt, name)

@@ -19,7 +19,7 @@ from ..db_types import new_uuid, utcnow
 from ..extensions import db
 from ..ids import parse_uuid
 from ..sorting import SortKey
-from . import answers, engine, indicators
+from . import answers, indicators, steps
 from .models import Lookup, LookupNote
 
 SORT_KEYS = ("created_at", "score", "ioc")
@@ -67,7 +67,7 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
         polls=0,
         created_at=utcnow(),
     )
-    delay = engine.step(lookup, user, interactive=True)
+    delay = steps.step(lookup, user, interactive=True)
     if delay is not None:
         lookup.next_check_at = utcnow() + timedelta(seconds=delay)
     lookup.total_ms = int((time.monotonic() - started) * 1000)
@@ -98,18 +98,18 @@ def raw_report(lookup: Lookup) -> dict[str, Any] | None:
     """VirusTotal's object behind a finished lookup (what we hold now for its indicator)."""
     if lookup.provider_status != "ok":
         return None
-    return answers.current_report(engine.indicator_of(lookup))
+    return answers.current_report(steps.indicator_of(lookup))
 
 
 # -- the worker's side ------------------------------------------------------------------------
 
 
-LOOKUPS = engine.work_rows(Lookup)
+LOOKUPS = steps.work_rows(Lookup)
 
 
 def advance(lookup_id: uuid.UUID) -> float | None:
     """The worker's step for a pending lookup; returns seconds until the next one, None when done."""
-    return work.advance(LOOKUPS, lookup_id, lambda lookup: engine.IndicatorSteps(db.session.get(User, lookup.user_id)))
+    return work.advance(LOOKUPS, lookup_id, lambda lookup: steps.IndicatorSteps(db.session.get(User, lookup.user_id)))
 
 
 def due_lookups(limit: int = 500) -> list[uuid.UUID]:

@@ -14,7 +14,7 @@ from marshmallow import RAISE
 from ..auth.access import current_token, current_user, login_required
 from ..extensions import db
 from ..streams import slots, sse
-from . import bulk, services, views
+from . import bulk, presenters, services
 from .models import JOB_FINISHED, BulkJob, Lookup
 from .routes import _lookup_answer
 from .schemas import StreamIocArgsSchema
@@ -26,7 +26,7 @@ def lookup_snapshot(lookup_id: uuid.UUID, show_raw: bool = False) -> Callable[[]
     def read() -> sse.Snapshot:
         lookup = db.session.get(Lookup, lookup_id, populate_existing=True)
         finished = lookup.status in ("completed", "failed")
-        data = views.lookup_result(lookup, services.raw_report(lookup) if show_raw and finished else None)
+        data = presenters.lookup_result(lookup, services.raw_report(lookup) if show_raw and finished else None)
         # Not `attempts`: every step a worker takes counts one until it ends well, which a watcher
         # has nothing to see of.
         return (lookup.status, lookup.stage, lookup.provider_status, lookup.polls), data
@@ -41,7 +41,7 @@ def lookup_is_final(data: dict[str, Any]) -> bool:
 def bulk_snapshot(job_id: uuid.UUID) -> Callable[[], sse.Snapshot]:
     def read() -> sse.Snapshot:
         job = db.session.get(BulkJob, job_id, populate_existing=True)
-        data = views.job_counts(job, bulk.progress(job.id))
+        data = presenters.job_counts(job, bulk.progress(job.id))
         return tuple(sorted(data.items())), data
 
     return read
