@@ -106,7 +106,6 @@ class Config:
             "beat_schedule_filename": str(instance / "celerybeat-schedule"),
             "timezone": "UTC",
         }
-        self.TASK_ALWAYS_EAGER = False
 
         if self.REDIS_URL:
             self.CACHE_TYPE = "RedisCache"

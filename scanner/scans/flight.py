@@ -33,7 +33,7 @@ def join(sha256: str, scan_id: uuid.UUID) -> ScanFlight | None:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
         insert(ScanFlight)
-        .values(sha256=sha256, owner_scan_id=scan_id, state="open", started_at=utcnow())
+        .values(sha256=sha256, owner_scan_id=scan_id, started_at=utcnow())
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
     flight = db.session.get(ScanFlight, sha256, populate_existing=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, new_uuid, utcnow
@@ -98,6 +98,4 @@ class ScanFlight(db.Model):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner_scan_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     vt_analysis_id: Mapped[str | None] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(16), default="open")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    meta: Mapped[dict | None] = mapped_column(JSON)

@@ -6,7 +6,7 @@ produced them, so file scans and indicator lookups share one store.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,11 +21,6 @@ def get_report(type_: str, value: str) -> IndicatorReport | None:
     return db.session.scalar(
         select(IndicatorReport).where(IndicatorReport.type == type_, IndicatorReport.value == value)
     )
-
-
-def fresh_report(type_: str, value: str, max_age: timedelta) -> IndicatorReport | None:
-    row = get_report(type_, value)
-    return row if row is not None and row.fetched_at >= utcnow() - max_age else None
 
 
 def save_report(type_: str, value: str, report: dict[str, Any], fetched_at: datetime | None = None) -> None:
