@@ -1,7 +1,7 @@
 """drop scan_flights.state and scan_flights.meta, never read
 
 Revision ID: 7c1e5d2a9b40
-Revises: 2de4c3b16a8c
+Revises: 7a3e5c1d9b20
 Create Date: 2026-12-03 15:45:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '7c1e5d2a9b40'
-down_revision = '2de4c3b16a8c'
+down_revision = '7a3e5c1d9b20'
 branch_labels = None
 depends_on = None
 
