@@ -157,7 +157,7 @@ def _copy(conn, table, rows: list[dict]) -> None:
 def time_request(app, headers, query: str, user_id: uuid.UUID, runs: int, warm: bool) -> float:
     """Median milliseconds of GET /api/scan/results?query. Requests run outside any app context of
     ours, so each gets (and ends) its own database session, as in production."""
-    from scanner.results.cache import bump_scans_version
+    from scanner.scans.results.cache import bump_scans_version
 
     client = app.test_client()
 
@@ -196,7 +196,7 @@ def explain(app, headers, user_id: uuid.UUID) -> None:
     from sqlalchemy import event
 
     from scanner.extensions import db
-    from scanner.results.cache import bump_scans_version
+    from scanner.scans.results.cache import bump_scans_version
 
     client = app.test_client()
     for label, query in QUERIES:

@@ -89,7 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from .api_keys.routes import blp as keys_blp
     from .auth.routes import blp as auth_blp
     from .files.routes import blp as files_blp
-    from .results.routes import blp as results_blp
+    from .scans.results.routes import blp as results_blp
     from .scans.routes import blp as scans_blp
     from .system.routes import blp as system_blp
 

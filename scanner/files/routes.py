@@ -29,7 +29,7 @@ UPLOAD_BODY = multipart_file_body(
 
 
 def _changed(user_id) -> None:
-    from ..results.cache import bump_scans_version
+    from ..scans.results.cache import bump_scans_version
 
     bump_scans_version(user_id)
 

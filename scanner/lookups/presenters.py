@@ -11,7 +11,7 @@ from typing import Any
 
 from ..db_types import utcnow
 from ..jsonable import json_default
-from ..results.exports import spreadsheet_safe
+from ..scans.results.exports import spreadsheet_safe
 from . import steps
 from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
 

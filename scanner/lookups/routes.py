@@ -15,7 +15,7 @@ from ..db_types import utcnow
 from ..errors import NotFound, PayloadTooLarge, ProviderError, ValidationFailed
 from ..extensions import db, upload_limit
 from ..openapi_docs import multipart_file_body
-from ..results import exports
+from ..scans.results import exports
 from . import bulk, presenters, services, tasks
 from .schemas import (
     BulkExportArgsSchema,

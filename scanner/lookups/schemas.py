@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
 from ..request_parser import StrictBoolean
-from ..results.schemas import DateOrDateTime, PaginationSchema
+from ..scans.results.schemas import DateOrDateTime, PaginationSchema
 from ..sorting import parse_sort
 from .indicators import EXPECTED, IOC_TYPES, parse
 from .models import ITEM_STATUSES, JOB_STATUSES, LOOKUP_STATUSES, PROVIDER_STATUSES

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..results.report import verdict as engines_verdict
+from ..scans.results.report import verdict as engines_verdict
 
 VERDICTS = ("malicious", "suspicious", "clean", "unknown")
 EVIDENCE_LIMIT = 20

@@ -26,7 +26,7 @@ class Scan(db.Model):
     __tablename__ = "scans"
     __table_args__ = (
         # `id` last: history pages order by (date, id) and read only ids, so a page, however deep,
-        # is one walk of the index without touching the table (scanner/results/services.py).
+        # is one walk of the index without touching the table (scanner/scans/results/services.py).
         Index("ix_scans_user_scan_date", "user_id", "scan_date", "id"),
         Index("ix_scans_user_created", "user_id", "created_at", "id"),
         Index("ix_scans_user_malicious", "user_id", "malicious"),

@@ -275,7 +275,7 @@ def _wake_waiters(scan: Scan) -> None:
 
 
 def _changed(scan_id: uuid.UUID) -> None:
-    from ..results.cache import bump_scans_version
+    from .results.cache import bump_scans_version
 
     scan = db.session.get(Scan, scan_id)
     if scan is not None:

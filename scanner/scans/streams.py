@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 
 from ..auth.access import current_token, current_user, login_required
 from ..extensions import db
-from ..results.report import FINISHED, scan_verdict
 from ..streams import slots, sse
 from .models import Scan
+from .results.report import FINISHED, scan_verdict
 from .services import get_scan_for
 
 blp = Blueprint("scan_streams", __name__, url_prefix="/api/stream/scans", description="Live progress of a scan")

@@ -36,9 +36,9 @@ from flask import current_app
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from ..extensions import cache, db
-from ..files.models import File
-from ..scans.models import EngineResult, Scan
+from ...extensions import cache, db
+from ...files.models import File
+from ..models import EngineResult, Scan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

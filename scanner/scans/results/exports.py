@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from flask import Response, stream_with_context
 
-from ..jsonable import json_default
+from ...jsonable import json_default
 from .schemas import ScanExportSchema, ScanHistoryExportItemSchema
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from ..files.models import File
-from ..scans.models import CATEGORIES, EngineResult, Scan
+from ...files.models import File
+from ..models import CATEGORIES, EngineResult, Scan
 
 VIRUSTOTAL_FILE_URL = "https://www.virustotal.com/gui/file/{sha256}"
 VERDICTS = ("malicious", "suspicious", "clean", "unknown")

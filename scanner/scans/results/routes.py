@@ -7,10 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from .. import audit
-from ..auth.access import current_user, login_required
-from ..db_types import utcnow
-from ..extensions import db
+from ... import audit
+from ...auth.access import current_user, login_required
+from ...db_types import utcnow
+from ...extensions import db
 from . import exports, services
 from .schemas import (
     FileScanSchema,

@@ -5,9 +5,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from ..db_types import SQL_INT_MAX
-from ..scans.models import STATUSES
-from ..sorting import parse_sort
+from ...db_types import SQL_INT_MAX
+from ...sorting import parse_sort
+from ..models import STATUSES
 from .report import VERDICTS
 from .services import SORT_KEYS, HistoryQuery
 

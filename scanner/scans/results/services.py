@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
-from ..auth.access import owned_or_404
-from ..auth.models import User
-from ..errors import Conflict, Forbidden, NotFound
-from ..extensions import db
-from ..files.models import File
-from ..ids import parse_uuid
-from ..scans.models import Scan
-from ..sorting import SortKey
+from ...auth.access import owned_or_404
+from ...auth.models import User
+from ...errors import Conflict, Forbidden, NotFound
+from ...extensions import db
+from ...files.models import File
+from ...ids import parse_uuid
+from ...sorting import SortKey
+from ..models import Scan
 from .cache import cached_read
 from .report import FINISHED, scan_report, scan_row
 

@@ -8,8 +8,8 @@ from sqlalchemy import update
 
 from scanner.extensions import cache
 from scanner.files.models import File
-from scanner.results.cache import bump_scans_version
 from scanner.scans.models import Scan
+from scanner.scans.results.cache import bump_scans_version
 
 from .factory import engines, make_scan
 
