@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.auth.conftest import assert_error, fresh_address
+from tests.assertions import assert_error
+from tests.auth.conftest import fresh_address
 
 
 def events(client, admin, **filters) -> list[dict]:
@@ -119,11 +120,11 @@ def test_the_scheduler_prunes_events_past_their_retention(app, client, user, mak
 
 
 def test_uploads_deletes_scans_and_exports_are_recorded(client, user, add_key, make_admin):
-    from tests.scans.helpers import upload
+    from tests.files.helpers import uploaded
 
     add_key(user)
-    uploaded = upload(client, user, b"audited upload\n")
-    file_id, scan_id = uploaded["id"], uploaded["scan"]["scan_id"]
+    body = uploaded(client, user, b"audited upload\n")
+    file_id, scan_id = body["id"], body["scan"]["scan_id"]
     assert client.post(f"/api/scan/file/{file_id}/rescan", headers=user.headers).status_code == 202
     assert client.get("/api/scan/results/export?format=csv", headers=user.headers).status_code == 200
     assert client.delete(f"/api/files/{file_id}", headers=user.headers).status_code == 200

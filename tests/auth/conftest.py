@@ -26,16 +26,6 @@ def fresh_address() -> str:
     return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.json["error"]
-    assert set(error) == {"code", "message", "type", "details"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
 @pytest.fixture
 def auth_rows(app_ctx):
     """Counts every auth table now; call the result later to get the counts again."""

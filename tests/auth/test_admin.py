@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.auth.conftest import assert_error, bearer
+from tests.assertions import assert_error
+from tests.auth.conftest import bearer
 
 CREATE = ("users", "create-admin")
 ROOT = ("--username", "root", "--email", "root@example.com")

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.auth.conftest import assert_error, fresh_address
+from tests.assertions import assert_error
+from tests.auth.conftest import fresh_address
 from tests.fixtures.processes import run_probe
 
 LOCKED = "TOO_MANY_LOGIN_ATTEMPTS"

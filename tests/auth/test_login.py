@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.auth.conftest import assert_error, bearer, fresh_address
+from tests.assertions import assert_error
+from tests.auth.conftest import bearer, fresh_address
 
 
 def test_unknown_user_and_wrong_password_are_answered_alike(user, login):

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.auth.conftest import assert_error, bearer
+from tests.assertions import assert_error
+from tests.auth.conftest import bearer
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.conftest import assert_error
+from tests.assertions import assert_error
 
 GOOD = {"username": "analyst", "email": "analyst@example.com", "password": "Correct-Horse-42"}
 

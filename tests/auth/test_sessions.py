@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.auth.conftest import assert_error, bearer
+from tests.assertions import assert_error
+from tests.auth.conftest import bearer
 
 
 def refresh(client, token: str):

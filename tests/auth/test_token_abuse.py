@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.auth.conftest import assert_error, bearer, past
+from tests.assertions import assert_error
+from tests.auth.conftest import bearer, past
 
 
 def _b64(data: dict) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from urllib3 import encode_multipart_formdata
 from werkzeug.test import TestResponse
 
 from tests.fixtures.app import count_rows
@@ -55,11 +55,24 @@ def upload(
     content: bytes,
     filename: str = "sample.bin",
     content_type: str = "application/octet-stream",
-    **fields: str,
+    **fields: str | bool,
 ) -> TestResponse:
-    """The way a browser or `curl -F` sends a file, through the test client's own encoder."""
-    data = {"file": (io.BytesIO(content), filename, content_type), **fields}
-    return client.post(UPLOAD, data=data, headers=user.headers, content_type="multipart/form-data")
+    """The way a browser or `curl -F` sends a file; booleans go as `true` / `false`."""
+    # Encoded here rather than by the test client, which spools big bodies to a file it never closes.
+    data, multipart = encode_multipart_formdata(
+        {
+            "file": (filename, content, content_type),
+            **{k: str(v).lower() if isinstance(v, bool) else v for k, v in fields.items()},
+        }
+    )
+    return client.post(UPLOAD, data=data, headers=user.headers, content_type=multipart)
+
+
+def uploaded(client: FlaskClient, user: TestUser, content: bytes, filename: str = "sample.bin", **fields) -> dict:
+    """Upload, expect 201, return the answer."""
+    response = upload(client, user, content, filename, **fields)
+    assert response.status_code == 201, response.json
+    return response.json
 
 
 def rows(app: Flask, *tables: str) -> dict[str, int]:

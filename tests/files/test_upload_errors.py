@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from tests.assertions import assert_error
 from tests.files.helpers import (
     MULTIPART,
     UPLOAD,
@@ -23,15 +24,6 @@ from tests.files.helpers import (
 )
 
 CONTENT = unique_text(32)
-
-
-def assert_error(r, status: int, code: str | None = None) -> None:
-    assert r.status_code == status, r.get_data(as_text=True)
-    error = r.json["error"]
-    assert set(error) == {"code", "message", "type", "details"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.conftest import assert_error
+from tests.assertions import assert_error
 
 
 def test_me_is_the_tokens_user_in_seed_002s_shape(client, user):

@@ -1,24 +1,12 @@
-"""Shared steps for pipeline tests: upload through the API, wait for a scan to settle."""
+"""Shared steps for pipeline tests: wait for a scan to settle."""
 
 from __future__ import annotations
 
 import time
 
-from urllib3 import encode_multipart_formdata
-
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 TERMINAL = ("completed", "failed", "not_found")
-
-
-def upload(client, user, content: bytes, name: str = "sample.bin", **fields) -> dict:
-    # Encoded here rather than by the test client, which spools big bodies to a file it never closes.
-    body, content_type = encode_multipart_formdata(
-        {"file": (name, content, "application/octet-stream"), **{k: str(v).lower() for k, v in fields.items()}}
-    )
-    response = client.post("/api/files/upload", data=body, headers=user.headers, content_type=content_type)
-    assert response.status_code == 201, response.json
-    return response.json
 
 
 def wait_for_scan(client, user, scan_id: str, limit: float = 90.0) -> dict:

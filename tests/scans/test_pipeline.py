@@ -11,8 +11,9 @@ import uuid
 from sqlalchemy import select
 
 from tests.api_keys.helpers import closed_port_url
+from tests.files.helpers import uploaded
 
-from .helpers import EICAR, EICAR_SHA256, upload, wait_for_scan
+from .helpers import EICAR, EICAR_SHA256, wait_for_scan
 
 LOOKUP, UPLOAD, POLL = "GET /files/{id}", "POST /files", "GET /analyses/{id}"
 
@@ -39,7 +40,7 @@ def engine_rows(app, scan_id: str) -> list:
 def test_eicar_upload_completes_with_every_engine_verdict(app, client, user, add_key, vt_emulator, worker):
     vt_emulator.configure(queued_seconds=0.3, progress_seconds=0.3)
     key = add_key(user)
-    body = upload(client, user, EICAR, "eicar.com")
+    body = uploaded(client, user, EICAR, "eicar.com")
     assert body["hash_sha256"] == EICAR_SHA256
     assert body["scan"]["status"] == "scanning"
 
@@ -61,7 +62,7 @@ def test_known_file_costs_exactly_one_request(client, user, add_key, vt_emulator
     vt_emulator.add_file(content, verdict="malicious")
     key = add_key(user)
 
-    status = wait_for_scan(client, user, upload(client, user, content)["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, content)["scan"]["scan_id"])
 
     assert status["status"] == "completed"
     assert int(status["detection_ratio"].split("/")[0]) > 0
@@ -72,7 +73,7 @@ def test_a_report_fetched_recently_is_reused_without_any_request(client, user, a
     content = b"scanned twice in one afternoon\n"
     vt_emulator.add_file(content)
     key = add_key(user)
-    file_id = upload(client, user, content)["id"]
+    file_id = uploaded(client, user, content)["id"]
     wait_for_scan(client, user, client.get(f"/api/scan/file/{file_id}", headers=user.headers).json[0]["id"])
     before = vt_emulator.counts(key["key_value"])
 
@@ -93,7 +94,7 @@ def test_large_unknown_file_goes_through_upload_url_and_polls_back_off(
     key = add_key(user)
     content = os.urandom(40 * 1024 * 1024)
 
-    status = wait_for_scan(client, user, upload(client, user, content, "big.iso")["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, content, "big.iso")["scan"]["scan_id"])
 
     assert status["status"] == "completed", status
     counts = spent(vt_emulator, key)
@@ -115,7 +116,7 @@ def test_ten_concurrent_scans_of_one_new_file_by_three_users_ask_virustotal_once
     users = [make_user() for _ in range(3)]
     keys = [add_key(u) for u in users]
     content = b"brand new sample shared by three analysts\n" * 100
-    files = [upload(client, u, content)["id"] for u in users]  # three scans start with the uploads
+    files = [uploaded(client, u, content)["id"] for u in users]  # three scans start with the uploads
 
     started: list[str] = []
     lock = threading.Lock()
@@ -148,7 +149,7 @@ def test_ten_concurrent_scans_of_one_new_file_by_three_users_ask_virustotal_once
 
 def test_never_upload_keeps_the_file_private(client, user, add_key, vt_emulator, worker):
     key = add_key(user)
-    body = upload(client, user, b"confidential incident artefact\n", never_upload=True)
+    body = uploaded(client, user, b"confidential incident artefact\n", never_upload=True)
 
     status = wait_for_scan(client, user, body["scan"]["scan_id"])
 
@@ -164,7 +165,7 @@ def test_never_upload_as_the_users_default(client, user, add_key, vt_emulator, w
     )
     assert response.status_code == 200, response.json
 
-    status = wait_for_scan(client, user, upload(client, user, b"private by default\n")["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, b"private by default\n")["scan"]["scan_id"])
 
     assert status["status"] == "not_found"
     assert "POST /files" not in vt_emulator.counts(key["key_value"])
@@ -175,7 +176,7 @@ def test_rescan_asks_for_a_new_analysis(client, user, add_key, vt_emulator, work
     content = b"known, but an analyst wants today's verdicts\n"
     vt_emulator.add_file(content)
     key = add_key(user)
-    body = upload(client, user, content)
+    body = uploaded(client, user, content)
     first = wait_for_scan(client, user, body["scan"]["scan_id"])
 
     response = client.post(f"/api/scan/file/{body['id']}/rescan", headers=user.headers)
@@ -193,7 +194,7 @@ def test_rescan_uploads_again_when_virustotal_lost_the_file(app, client, user, a
     content = b"VirusTotal will forget this one\n"
     sha256 = vt_emulator.add_file(content)
     key = add_key(user)
-    body = upload(client, user, content)
+    body = uploaded(client, user, content)
     wait_for_scan(client, user, body["scan"]["scan_id"])
     vt_emulator.forget_file(sha256)
 
@@ -210,7 +211,7 @@ def test_transient_errors_and_timeouts_are_retried(client, user, add_key, vt_emu
     key = add_key(user)
     vt_emulator.set_faults(transient_next=2, drop_next=1, timeout_next=1, timeout_seconds=1.5)
 
-    status = wait_for_scan(client, user, upload(client, user, b"survives a flaky VirusTotal\n")["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, b"survives a flaky VirusTotal\n")["scan"]["scan_id"])
 
     assert status["status"] == "completed", status
     statuses = vt_emulator.statuses(key["key_value"])
@@ -222,7 +223,7 @@ def test_virustotal_unreachable_fails_soon_in_words_without_spending_quota(clien
     closed = closed_port_url()
     start_worker(VT_API_URL=closed, VT_UNREACHABLE_RETRY_MAX_SECONDS="0.3")
     reason = f"VirusTotal could not be reached (connection refused by {closed.split('//')[1].split('/')[0]})"
-    scan_id = upload(client, user, b"nobody can reach VirusTotal\n")["scan"]["scan_id"]
+    scan_id = uploaded(client, user, b"nobody can reach VirusTotal\n")["scan"]["scan_id"]
 
     seen = []
     while not seen or seen[-1]["status"] not in ("completed", "failed", "not_found"):
@@ -245,7 +246,7 @@ def test_deadline_passed_fails_with_a_reason(client, user, add_key, vt_emulator,
     vt_emulator.configure(queued_seconds=600, progress_seconds=600)
     add_key(user)
 
-    status = wait_for_scan(client, user, upload(client, user, b"VirusTotal never finishes this\n")["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, b"VirusTotal never finishes this\n")["scan"]["scan_id"])
 
     assert status["status"] == "failed"
     assert "did not finish" in status["error"]
@@ -255,7 +256,7 @@ def test_a_rejected_key_fails_the_scan_with_a_clear_reason(app, client, user, ad
     key = add_key(user)
     vt_emulator.reset()  # the emulator forgets the key: VirusTotal now answers 401
 
-    status = wait_for_scan(client, user, upload(client, user, b"scanned with a revoked key\n")["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, b"scanned with a revoked key\n")["scan"]["scan_id"])
 
     assert status["status"] == "failed"
     assert "key" in status["error"].lower()
@@ -269,7 +270,7 @@ def test_worker_killed_mid_scan_still_completes_without_duplicates(
     vt_emulator.configure(queued_seconds=2.0, progress_seconds=1.0)
     add_key(user)
     first = start_worker(SCAN_LEASE_SECONDS="1", SCAN_STUCK_GRACE_SECONDS="1")
-    scan_id = upload(client, user, EICAR, "eicar.txt")["scan"]["scan_id"]
+    scan_id = uploaded(client, user, EICAR, "eicar.txt")["scan"]["scan_id"]
     for _ in range(300):
         stage = client.get(f"/api/scan/{scan_id}/status", headers=user.headers).json["stage"]
         if stage == "waiting_for_analysis":
@@ -295,7 +296,7 @@ def test_quota_exhaustion_waits_instead_of_failing(app, client, user, add_key, v
     vt_emulator.configure(minute_seconds=2, queued_seconds=0, progress_seconds=0)
     key = add_key(user, per_minute=2)
     # Two new files need six requests (lookup, upload, poll each): three "minutes" at this budget.
-    scan_ids = [upload(client, user, f"sample {i}\n".encode())["scan"]["scan_id"] for i in range(2)]
+    scan_ids = [uploaded(client, user, f"sample {i}\n".encode())["scan"]["scan_id"] for i in range(2)]
 
     results = [wait_for_scan(client, user, scan_id) for scan_id in scan_ids]
 
@@ -306,7 +307,7 @@ def test_quota_exhaustion_waits_instead_of_failing(app, client, user, add_key, v
 def test_scan_rows_never_leak_between_users(client, make_user, add_key, vt_emulator):
     owner, other = make_user(), make_user()
     add_key(owner)
-    body = upload(client, owner, b"mine\n")
+    body = uploaded(client, owner, b"mine\n")
     for method, path in (
         ("get", f"/api/scan/{body['scan']['scan_id']}/status"),
         ("post", f"/api/scan/file/{body['id']}"),
@@ -322,7 +323,7 @@ def test_invalid_ids_are_400(client, user):
 
 
 def test_scan_without_any_key_is_400(client, user):
-    file_id = upload(client, user, b"no key yet\n")["id"]
+    file_id = uploaded(client, user, b"no key yet\n")["id"]
     response = client.post(f"/api/scan/file/{file_id}", headers=user.headers)
     assert response.status_code == 400
     assert response.json["error"]["code"] == "NO_ACTIVE_API_KEY"

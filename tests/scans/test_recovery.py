@@ -12,9 +12,10 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
+from tests.files.helpers import uploaded
 from tests.fixtures.app import database_is_postgres
 
-from .helpers import TERMINAL, upload, wait_for_scan
+from .helpers import TERMINAL, wait_for_scan
 
 LOOKUP, UPLOAD = "GET /files/{id}", "POST /files"
 
@@ -60,7 +61,7 @@ def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
     start_worker(SCAN_MAX_ATTEMPTS="3")
 
     with verdicts_refused(app):
-        status = wait_for_scan(client, user, upload(client, user, content)["scan"]["scan_id"])
+        status = wait_for_scan(client, user, uploaded(client, user, content)["scan"]["scan_id"])
         asked = vt_emulator.counts(key["key_value"])
         time.sleep(1.5)  # many retry periods: a looping scan would ask again meanwhile
         asked_later = vt_emulator.counts(key["key_value"])
@@ -78,7 +79,7 @@ def test_a_scan_whose_steps_kept_dying_fails_instead_of_looping(app, client, use
     from scanner.scans.models import Scan
 
     key = add_key(user)
-    scan_id = uuid.UUID(upload(client, user, b"this file kills every worker that reads it\n")["scan"]["scan_id"])
+    scan_id = uuid.UUID(uploaded(client, user, b"this file kills every worker that reads it\n")["scan"]["scan_id"])
     before = vt_emulator.total(key["key_value"])
     with app.app_context():
         # As the row stands after SCAN_MAX_ATTEMPTS steps that each killed their worker: every
@@ -113,7 +114,7 @@ def test_a_step_slower_than_its_lease_keeps_the_scan_and_uploads_once(client, us
     )
 
     status = wait_for_scan(
-        client, user, upload(client, user, b"new to VirusTotal, on a slow line\n")["scan"]["scan_id"]
+        client, user, uploaded(client, user, b"new to VirusTotal, on a slow line\n")["scan"]["scan_id"]
     )
 
     assert status["status"] == "completed", status
@@ -133,7 +134,7 @@ def test_a_killed_workers_scans_finish_within_a_minute_with_default_settings(
     vt_emulator.set_faults(latency_ms=1000)  # steps long enough to be caught in the middle
     first = start_worker()
     scan_ids = [
-        upload(client, user, f"in flight when the worker dies {i}\n".encode())["scan"]["scan_id"] for i in range(6)
+        uploaded(client, user, f"in flight when the worker dies {i}\n".encode())["scan"]["scan_id"] for i in range(6)
     ]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -9,7 +9,9 @@ import os
 
 import requests
 
-from .helpers import upload, wait_for_scan
+from tests.files.helpers import uploaded
+
+from .helpers import wait_for_scan
 
 
 def machine(tmp_path, name: str) -> dict[str, str]:
@@ -30,7 +32,7 @@ def test_a_scan_completes_through_the_object_store(
     content = os.urandom(300_000)  # VirusTotal has never seen it: the worker must upload it
     sha256 = hashlib.sha256(content).hexdigest()
 
-    status = wait_for_scan(client, user, upload(client, user, content)["scan"]["scan_id"])
+    status = wait_for_scan(client, user, uploaded(client, user, content)["scan"]["scan_id"])
 
     assert status["status"] == "completed", status
     # VirusTotal got exactly these bytes, streamed from the bucket.
@@ -45,7 +47,7 @@ def test_on_the_local_store_the_scan_fails_saying_why(client, user, add_key, vt_
     start_worker(**machine(tmp_path, "worker"))
     add_key(user)
 
-    status = wait_for_scan(client, user, upload(client, user, os.urandom(4096))["scan"]["scan_id"], limit=60)
+    status = wait_for_scan(client, user, uploaded(client, user, os.urandom(4096))["scan"]["scan_id"], limit=60)
 
     assert status["status"] == "failed", status
     assert "BLOB_DIR" in status["error"] and "BLOB_STORE_URL" in status["error"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.auth.conftest import assert_error
+from tests.assertions import assert_error
 
 ERROR_REF = "#/components/schemas/Error"
 READINESS_REF = "#/components/schemas/Readiness"  # not ready: which component is failing, with 503

@@ -4,6 +4,8 @@ import logging
 
 import pytest
 
+from tests.assertions import assert_error
+
 # One `type` per kind of failure, whichever layer raised it, so clients can branch on it.
 TYPES = {
     400: "ValidationError",
@@ -16,14 +18,9 @@ TYPES = {
 
 
 def assert_envelope(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    error = response.json["error"]
-    assert set(error) == {"code", "message", "type", "details"}
-    assert error["message"]
+    """The envelope, with the error type that goes with the status."""
+    error = assert_error(response, status, code)
     assert error["type"] == TYPES[status]
-    if code:
-        assert error["code"] == code
     return error
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.conftest import assert_error, fresh_address
+from tests.assertions import assert_error
+from tests.auth.conftest import fresh_address
 from tests.system.hostile import Case, cases, random_id
 
 # Multipart uploads are read by the streaming upload reader, not the request parser; their

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.auth.conftest import assert_error
+from tests.assertions import assert_error
 
 
 def sample(text: str, name: str, **labels: str) -> float:

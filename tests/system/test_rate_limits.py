@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from config import Config
-from tests.auth.conftest import assert_error, fresh_address
+from tests.assertions import assert_error
+from tests.auth.conftest import fresh_address
 
 HEADERS = (
     "X-RateLimit-Limit-Minute",

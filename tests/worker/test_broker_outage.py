@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.scans.helpers import upload, wait_for_scan
+from tests.files.helpers import uploaded
+from tests.scans.helpers import wait_for_scan
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def test_worker_survives_a_redis_outage_and_finishes_every_scan(
     # worker, with room for more, waits on the broker for the next message: the moment that
     # crashed celery 5.7.0's worker.
     vt_emulator.set_faults(latency_ms=3000)
-    scan_ids = [upload(client, user, os.urandom(2048), f"f{i}.bin")["scan"]["scan_id"] for i in range(2)]
+    scan_ids = [uploaded(client, user, os.urandom(2048), f"f{i}.bin")["scan"]["scan_id"] for i in range(2)]
     time.sleep(2)
 
     private_redis.kill()

@@ -12,8 +12,9 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.files.helpers import uploaded
 from tests.fixtures.app import database_is_postgres
-from tests.scans.helpers import upload, wait_for_scan
+from tests.scans.helpers import wait_for_scan
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_no_transaction_is_open_while_virustotal_answers(app, client, user, add_
     thread = threading.Thread(target=watch)
     thread.start()
     try:
-        scan_ids = [upload(client, user, os.urandom(4096), f"new{i}.bin")["scan"]["scan_id"] for i in range(2)]
+        scan_ids = [uploaded(client, user, os.urandom(4096), f"new{i}.bin")["scan"]["scan_id"] for i in range(2)]
         statuses = [wait_for_scan(client, user, scan_id)["status"] for scan_id in scan_ids]
     finally:
         done.set()
