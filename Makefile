@@ -34,8 +34,10 @@ run: migrate
 try: install
 	$(BIN)/python scripts/try.py
 
+# Two processes, each with its own database, broker and emulator: most of a test's time is spent
+# waiting for a worker. A file's tests stay together, so they share one worker (tests/fixtures/worker.py).
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The same suite against the real PostgreSQL and Redis on this machine.
 test-services: install
