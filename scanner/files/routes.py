@@ -6,14 +6,12 @@ from flask_smorest import Blueprint
 
 from .. import audit
 from ..auth.access import current_user, login_required
-from ..errors import NoActiveApiKey
 from ..extensions import db, upload_limit
 from ..ids import parse_uuid
 from ..openapi_docs import multipart_file_body
-from ..scans.services import start_scan
-from ..scans.tasks import enqueue_scan
 from . import services
 from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
+from .signals import announce_upload
 from .storage import blob_store
 from .upload import receive_upload
 
@@ -26,12 +24,6 @@ UPLOAD_BODY = multipart_file_body(
     },
     api_key_id={"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
 )
-
-
-def _changed(user_id) -> None:
-    from ..scans.results.cache import bump_scans_version
-
-    bump_scans_version(user_id)
 
 
 @blp.route("/upload")
@@ -55,15 +47,7 @@ class Upload(MethodView):
             raise
         file = services.store_file(user, received, never_upload)
         try:
-            scan = start_scan(user, file, api_key_id)
-            block = {"scan_id": scan.id, "status": scan.status, "message": "Scan initiated automatically"}
-        except NoActiveApiKey:
-            scan = None
-            block = {
-                "scan_id": None,
-                "status": "not_started",
-                "message": f"File stored; add a VirusTotal API key, then POST /api/scan/file/{file.id}",
-            }
+            answer = announce_upload(file, user, api_key_id)
         except Exception:
             key = file.blob_key
             db.session.rollback()
@@ -74,13 +58,11 @@ class Upload(MethodView):
             actor=user,
             target_type="file",
             target_id=file.id,
-            details={"size": file.file_size, "never_upload": never_upload, "scan_id": scan.id if scan else None},
+            details={"size": file.file_size, "never_upload": never_upload, "scan_id": answer.scan["scan_id"]},
         )
         db.session.commit()
-        if scan is not None:
-            enqueue_scan(scan.id)
-            _changed(user.id)
-        file.scan = block  # not a column: rides along for UploadedFileSchema, which dumps it once
+        answer.after_commit()
+        file.scan = answer.scan  # not a column: rides along for UploadedFileSchema, which dumps it once
         return file
 
 
@@ -109,10 +91,8 @@ class FileById(MethodView):
     def delete(self, file_id):
         """Delete a file, its scans, and its stored bytes when no one else uploaded them"""
         file = services.get_own_file(current_user(), file_id)
-        owner = file.user_id
         audit.record("file.delete", actor=current_user(), target_type="file", target_id=file.id)
         key = services.delete_file(file)
         db.session.commit()
         services.remove_blob(key)
-        _changed(owner)
         return {"message": "File deleted successfully"}

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db
-from . import services
+from . import services, uploads  # noqa: F401  uploads: the scan that follows every upload
 from .schemas import ScanRequestSchema, ScanStartedSchema, ScanStatusSchema
 from .tasks import enqueue_scan
 
