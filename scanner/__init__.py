@@ -13,18 +13,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
 
-from .errors import ScannerApi, register_error_handlers, register_jwt_handlers
-from .extensions import cache, db, jwt, limiter, migrate
-from .ids import ID_PARAMETER_SCHEMA, IdConverter
+from .errors import register_error_handlers, register_jwt_handlers
+from .extensions import api, cache, db, jwt, limiter, migrate
+from .ids import IdConverter
 from .logs import configure_logging, connect_celery_logging
-from .openapi_docs import ErrorResponsesPlugin
 from .rate_limits import init_rate_limit_headers
 from .request_parser import RequestParser
 
 # Set before any routes module is imported: `@blp.arguments` binds the parser as it decorates.
 Blueprint.ARGUMENTS_PARSER = RequestParser()
-api = ScannerApi(spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
-api.register_converter(IdConverter, lambda converter: ID_PARAMETER_SCHEMA)
 
 # Every module that defines Celery tasks; the worker imports them at start.
 TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.system.tasks"]
@@ -110,11 +107,13 @@ def _register_blueprints(app: Flask) -> None:
     from .system.docs import blp as docs_blp
 
     app.register_blueprint(docs_blp)
-    from .lookups.routes import blueprints as lookup_blueprints
+    from .lookups.bulk_routes import blp as bulk_blp
+    from .lookups.report_routes import blp as reports_blp
+    from .lookups.routes import blp as lookups_blp
     from .lookups.streams import blp as lookup_streams_blp
     from .scans.streams import blp as scan_streams_blp
 
-    for blp in (*lookup_blueprints, lookup_streams_blp, scan_streams_blp):
+    for blp in (lookups_blp, reports_blp, bulk_blp, lookup_streams_blp, scan_streams_blp):
         api.register_blueprint(blp)
 
 

@@ -16,7 +16,7 @@ from ..extensions import db
 from ..streams import slots, sse
 from . import bulk, presenters, services
 from .models import JOB_FINISHED, BulkJob, Lookup
-from .routes import _lookup_answer
+from .routes import lookup_answer
 from .schemas import StreamIocArgsSchema
 
 blp = Blueprint("lookup_streams", __name__, url_prefix="/api", description="Live progress of lookups and bulk jobs")
@@ -63,7 +63,7 @@ class StreamIoc(MethodView):
         slot = slots.acquire(user.id)
         try:
             checked = services.check(user, args["ioc"], args["force_refresh"])
-            _lookup_answer(checked)
+            lookup_answer(checked)
         except Exception:
             db.session.rollback()
             slots.release(slot)
