@@ -15,9 +15,10 @@ from config import Config, load_config
 
 from .errors import register_error_handlers, register_jwt_handlers
 from .extensions import api, cache, db, jwt, limiter, migrate
-from .ids import IdConverter
 from .logs import configure_logging, connect_celery_logging
 from .rate_limits import init_rate_limit_headers
+from .request_args.ids import ID_PARAMETER_SCHEMA, IdConverter
+from .request_args.openapi import ErrorResponsesPlugin
 from .request_parser import RequestParser
 
 # Set before any routes module is imported: `@blp.arguments` binds the parser as it decorates.
@@ -51,7 +52,9 @@ def create_app(config: str | Config | None = None) -> Flask:
     limiter.init_app(app)
     init_rate_limit_headers(app, limiter)
     cache.init_app(app)
-    api.init_app(app)
+    # The plugin documents our error envelope and the request parser's refusals on every operation.
+    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
+    api.register_converter(IdConverter, lambda converter: ID_PARAMETER_SCHEMA)
     register_error_handlers(app)
 
     from . import models  # noqa: F401  registers every table on the metadata

@@ -11,8 +11,6 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
 from .errors import ScannerApi
-from .ids import ID_PARAMETER_SCHEMA, IdConverter
-from .openapi_docs import ErrorResponsesPlugin
 from .rate_limits import limit_breached, rate_limit_key, shared_budget
 
 # Named constraints so Alembic can alter them on every database, SQLite included.
@@ -28,8 +26,7 @@ metadata = MetaData(
 
 
 db = SQLAlchemy(metadata=metadata)
-api = ScannerApi(spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
-api.register_converter(IdConverter, lambda converter: ID_PARAMETER_SCHEMA)
+api = ScannerApi()
 migrate = Migrate()
 jwt = JWTManager()
 limiter = Limiter(key_func=rate_limit_key, application_limits=[shared_budget], on_breach=limit_breached)

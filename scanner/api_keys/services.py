@@ -21,7 +21,7 @@ from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import Conflict, NotFound, ProviderError, QuotaExhausted, ValidationFailed
 from ..extensions import db
-from ..ids import parse_uuid
+from ..request_args import parse_uuid
 from ..virustotal import quota
 from ..virustotal.errors import RateLimitedError, VirusTotalError, VTConnectionError
 from ..virustotal.gateway import KeyBusy, gated_client

@@ -10,6 +10,7 @@ from marshmallow import RAISE
 
 from .. import audit
 from ..extensions import db, limiter
+from ..request_args import pagination
 from . import services
 from .access import current_token, current_user, login_required, refresh_token_required, roles_required
 from .schemas import (
@@ -182,15 +183,7 @@ class Users(MethodView):
     @blp.alt_response(403, description="Not an admin")
     def get(self, args):
         """List accounts (admins only)"""
-        page = services.list_users(args["page"], args["per_page"], args.get("role"))
+        users, total = services.list_users(args["page"], args["per_page"], args.get("role"))
         audit.record("admin.list_users", actor=current_user())
         db.session.commit()
-        return {
-            "users": page.items,
-            "pagination": {
-                "page": page.page,
-                "per_page": page.per_page,
-                "total_pages": page.total_pages,
-                "total_items": page.total_items,
-            },
-        }
+        return {"users": users, "pagination": pagination(args["page"], args["per_page"], total)}

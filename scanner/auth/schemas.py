@@ -9,6 +9,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from ..db_types import SQL_INT_MAX
+from ..request_args import PaginationSchema
 from ..request_parser import StrictBoolean
 from .rules import PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_RULE
 
@@ -114,13 +115,6 @@ class UserQueryArgsSchema(Schema):
     role = fields.String(validate=validate.OneOf(ROLES))
 
 
-class UserPaginationSchema(Schema):
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total_pages = fields.Integer()
-    total_items = fields.Integer()
-
-
 class UserPageSchema(Schema):
     users = fields.List(fields.Nested(AdminUserSchema))
-    pagination = fields.Nested(UserPaginationSchema)
+    pagination = fields.Nested(PaginationSchema)

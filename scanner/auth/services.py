@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..db_types import utcnow
 from ..errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from ..extensions import db
+from ..request_args import page_of
 from . import lockout
 from .models import RefreshToken, RevokedToken, TokenFamily, User
 from .passwords import hash_password, needs_rehash, verify_password
@@ -148,27 +147,11 @@ def update_profile(user: User, token: dict, changes: dict[str, Any], address: st
     return user
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[User]
-    page: int
-    per_page: int
-    total_items: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.per_page)
-
-
-def list_users(page: int, per_page: int, role: str | None = None) -> Page:
+def list_users(page: int, per_page: int, role: str | None = None) -> tuple[list[User], int]:
     query = select(User)
     if role is not None:
         query = query.where(User.role == role)
-    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    items = db.session.execute(
-        query.order_by(User.created_at, User.id).limit(per_page).offset((page - 1) * per_page)
-    ).scalars()
-    return Page(list(items), page, per_page, total)
+    return page_of(query.order_by(User.created_at, User.id), page, per_page)
 
 
 def set_role(username: str, role: str) -> User:

@@ -7,8 +7,7 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db, upload_limit
-from ..ids import parse_uuid
-from ..openapi_docs import multipart_file_body
+from ..request_args import multipart_file_body, parse_uuid
 from . import services
 from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
 from .signals import announce_upload

@@ -11,7 +11,7 @@ from ..auth.access import own_or_404, owned_or_404
 from ..auth.models import User
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..ids import parse_uuid
+from ..request_args import page_of, parse_uuid
 from .models import File
 from .storage import blob_store
 from .upload import ReceivedFile
@@ -53,11 +53,7 @@ def store_file(user: User, received: ReceivedFile, never_upload: bool | None) ->
 
 def list_files(user: User, page: int, per_page: int) -> tuple[list[File], int]:
     query = select(File).where(File.user_id == user.id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(
-        query.order_by(File.upload_date.desc(), File.id).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return list(rows), total
+    return page_of(query.order_by(File.upload_date.desc(), File.id), page, per_page)
 
 
 def get_file(user: User, file_id: str) -> File:

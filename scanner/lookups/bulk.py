@@ -36,7 +36,7 @@ from ..auth.models import User
 from ..db_types import new_uuid, utcnow
 from ..errors import Conflict, InvalidIndicator, QuotaExhausted, ValidationFailed
 from ..extensions import db
-from ..ids import parse_uuid
+from ..request_args import page_of, parse_uuid
 from . import answers, indicators, steps
 from .indicators import Indicator
 from .models import ITEM_STATUSES, JOB_ACTIVE, JOB_FINISHED, BulkItem, BulkJob
@@ -194,9 +194,7 @@ def items_page(job_id: uuid.UUID, statuses: tuple[str, ...], page: int, per_page
     query = select(BulkItem).where(BulkItem.job_id == job_id)
     if statuses:
         query = query.where(BulkItem.status.in_(statuses))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.order_by(BulkItem.line).offset((page - 1) * per_page).limit(per_page))
-    return list(rows), total
+    return page_of(query.order_by(BulkItem.line), page, per_page)
 
 
 def all_items(job_id: uuid.UUID) -> Iterator[BulkItem]:
@@ -215,10 +213,7 @@ def all_items(job_id: uuid.UUID) -> Iterator[BulkItem]:
 
 def list_jobs(user: User, page: int, per_page: int) -> tuple[list[BulkJob], int]:
     query = select(BulkJob).where(BulkJob.user_id == user.id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    order = (BulkJob.created_at.desc(), BulkJob.id.desc())
-    rows = db.session.scalars(query.order_by(*order).offset((page - 1) * per_page).limit(per_page))
-    return list(rows), total
+    return page_of(query.order_by(BulkJob.created_at.desc(), BulkJob.id.desc()), page, per_page)
 
 
 def cancel(viewer: User, job_id: str) -> BulkJob:

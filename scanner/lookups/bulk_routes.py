@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -14,7 +12,7 @@ from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import PayloadTooLarge, ValidationFailed
 from ..extensions import db, upload_limit
-from ..openapi_docs import multipart_file_body
+from ..request_args import multipart_file_body, pagination, split
 from ..scans.results import exports
 from . import bulk, presenters, tasks
 from .schemas import (
@@ -25,7 +23,6 @@ from .schemas import (
     BulkJobSchema,
     BulkListArgsSchema,
     BulkSubmittedSchema,
-    split,
 )
 
 blp = Blueprint("bulk", __name__, url_prefix="/api/bulk", description="Bulk indicator jobs")
@@ -33,10 +30,6 @@ blp = Blueprint("bulk", __name__, url_prefix="/api/bulk", description="Bulk indi
 # Room for the multipart envelope around the largest accepted list.
 ENVELOPE_BYTES = 64 * 1024
 DOWNLOADS = {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}
-
-
-def _pagination(page: int, per_page: int, total: int) -> dict:
-    return {"page": page, "per_page": per_page, "total_pages": math.ceil(total / per_page), "total_items": total}
 
 
 BULK_BODY = multipart_file_body(
@@ -97,7 +90,7 @@ class BulkJobs(MethodView):
         jobs, total = bulk.list_jobs(current_user(), args["page"], args["per_page"])
         return {
             "jobs": [presenters.job_view(job, bulk.progress(job.id)) for job in jobs],
-            "pagination": _pagination(args["page"], args["per_page"], total),
+            "pagination": pagination(args["page"], args["per_page"], total),
         }
 
 
@@ -114,7 +107,7 @@ class BulkJobById(MethodView):
         return {
             **presenters.job_view(job, bulk.progress(job.id)),
             "results": [presenters.item_view(item) for item in items],
-            "pagination": _pagination(args["page"], args["per_page"], total),
+            "pagination": pagination(args["page"], args["per_page"], total),
         }
 
     @blp.response(200, BulkJobSchema)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -11,7 +9,7 @@ from typing import Any
 
 from ..db_types import utcnow
 from ..jsonable import json_default
-from ..scans.results.exports import spreadsheet_safe
+from ..scans.results.exports import csv_line
 from . import steps
 from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
 
@@ -201,19 +199,12 @@ EXPORT_COLUMNS = (
 )
 
 
-def _csv_line(values: Iterable[Any]) -> str:
-    buffer = io.StringIO()
-    cells = ["" if v is None else v.isoformat() if isinstance(v, datetime) else spreadsheet_safe(v) for v in values]
-    csv.writer(buffer).writerow(cells)
-    return buffer.getvalue()
-
-
 def export_csv(items: Iterable[BulkItem]) -> Iterator[str]:
     """One row per indicator, in upload order; cells that a spreadsheet would run are defused."""
-    yield _csv_line(EXPORT_COLUMNS)
+    yield csv_line(EXPORT_COLUMNS)
     for item in items:
         row = item_view(item)
-        yield _csv_line(row[column] for column in EXPORT_COLUMNS)
+        yield csv_line(row[column] for column in EXPORT_COLUMNS)
 
 
 def export_json(job: dict[str, Any], items: Iterable[BulkItem]) -> Iterator[str]:

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
+from ..request_args import DateOrDateTime, PaginationSchema, comma_list, exclusive_end, parse_sort, split
 from ..request_parser import StrictBoolean
-from ..scans.results.schemas import DateOrDateTime, PaginationSchema
-from ..sorting import parse_sort
 from .indicators import EXPECTED, IOC_TYPES, parse
 from .models import ITEM_STATUSES, JOB_STATUSES, LOOKUP_STATUSES, PROVIDER_STATUSES
 from .scoring import VERDICTS
@@ -76,35 +74,16 @@ class EndpointReportInSchema(Schema):
     endpoint_value = fields.String(required=True, metadata={"example": "google.com"})
 
 
-def _comma_list(allowed: tuple[str, ...]):
-    def check(value: str) -> None:
-        values = split(value)
-        unknown = [v for v in values if v not in allowed]
-        if unknown or not values:
-            raise ValidationError(f"Unknown value {', '.join(unknown) or value!r}; allowed: {', '.join(allowed)}")
-
-    return check
-
-
-def split(value: str | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v.strip() for v in (value or "").split(",") if v.strip()))
-
-
-def _exclusive_end(date_to: tuple[Any, bool]) -> Any:
-    instant, date_only = date_to
-    return instant + (timedelta(days=1) if date_only else timedelta(microseconds=1))
-
-
 class LookupHistoryArgsSchema(Schema):
     type = fields.String(
-        validate=_comma_list(IOC_TYPES), metadata={"description": f"One or more of {', '.join(IOC_TYPES)}"}
+        validate=comma_list(IOC_TYPES), metadata={"description": f"One or more of {', '.join(IOC_TYPES)}"}
     )
     verdict = fields.String(
-        validate=_comma_list(VERDICTS),
+        validate=comma_list(VERDICTS),
         metadata={"description": f"One or more of {', '.join(VERDICTS)}. {VERDICT_DESCRIPTION}"},
     )
     status = fields.String(
-        validate=_comma_list(LOOKUP_STATUSES),
+        validate=comma_list(LOOKUP_STATUSES),
         metadata={"description": f"One or more of {', '.join(LOOKUP_STATUSES)}"},
     )
     ioc = fields.String(
@@ -127,7 +106,7 @@ class LookupHistoryArgsSchema(Schema):
     @validates_schema
     def _check(self, data: dict, **kwargs: Any) -> None:
         start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start[0] >= _exclusive_end(end):
+        if start and end and start[0] >= exclusive_end(end):
             raise ValidationError("date_from is after date_to", "date_from")
         try:
             parse_sort(data.get("sort_by", "created_at"), SORT_KEYS, data.get("sort_order", "desc"))
@@ -148,7 +127,7 @@ class LookupHistoryArgsSchema(Schema):
             statuses=split(data.get("status")),
             ioc=parse(data["ioc"]).value if data.get("ioc") else None,
             date_from=date_from[0] if date_from else None,
-            date_before=_exclusive_end(date_to) if date_to else None,
+            date_before=exclusive_end(date_to) if date_to else None,
             sort=parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"]),
             page=data["page"],
             per_page=data["per_page"],
@@ -157,7 +136,7 @@ class LookupHistoryArgsSchema(Schema):
 
 class BulkJobArgsSchema(Schema):
     status = fields.String(
-        validate=_comma_list(ITEM_STATUSES),
+        validate=comma_list(ITEM_STATUSES),
         metadata={"description": f"Only results in one or more of {', '.join(ITEM_STATUSES)}"},
     )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))

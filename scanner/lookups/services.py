@@ -3,7 +3,6 @@ its notes, and a user's history of them."""
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -17,8 +16,7 @@ from ..auth.access import owned_or_404
 from ..auth.models import User
 from ..db_types import new_uuid, utcnow
 from ..extensions import db
-from ..ids import parse_uuid
-from ..sorting import SortKey
+from ..request_args import SortKey, pagination, parse_uuid
 from . import answers, indicators, steps
 from .models import Lookup, LookupNote
 
@@ -171,10 +169,5 @@ def history_page(user_id: uuid.UUID, query: LookupQuery) -> dict[str, Any]:
     rows = db.session.scalars(stmt.order_by(*order).offset((query.page - 1) * query.per_page).limit(query.per_page))
     return {
         "lookups": list(rows),
-        "pagination": {
-            "page": query.page,
-            "per_page": query.per_page,
-            "total_pages": math.ceil(total / query.per_page),
-            "total_items": total,
-        },
+        "pagination": pagination(query.page, query.per_page, total),
     }

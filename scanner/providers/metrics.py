@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..auth import redis_store
 from ..db_types import utcnow
 from ..extensions import db
-from ..ids import route_template
+from ..request_args.ids import route_template
 from .models import RequestCount
 
 log = logging.getLogger(__name__)

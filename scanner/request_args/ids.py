@@ -8,7 +8,7 @@ import uuid
 from flask import request
 from werkzeug.routing import BaseConverter, Map
 
-from .errors import ValidationFailed
+from ..errors import ValidationFailed
 
 
 def parse_uuid(value: str, what: str = "ID") -> uuid.UUID:

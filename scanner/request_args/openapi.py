@@ -8,8 +8,8 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 
-from .errors import ErrorEnvelopeSchema
-from .request_parser import ALLOWED_TEXT_PATTERN
+from ..errors import ErrorEnvelopeSchema
+from ..request_parser import ALLOWED_TEXT_PATTERN
 
 ERROR_SCHEMA_NAME = "Error"
 ERROR_SCHEMA_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}

@@ -9,7 +9,7 @@ from ..auth.models import User
 from ..db_types import utcnow
 from ..extensions import db
 from ..files.models import File
-from ..ids import parse_uuid
+from ..request_args import parse_uuid
 from .models import Scan
 
 

@@ -11,8 +11,8 @@ from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import logs
-from ..ids import route_template
 from ..rate_limits import request_identity
+from ..request_args.ids import route_template
 from .docs import DOCS_CSP
 
 access_log = logging.getLogger("scanner.access")

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from ..db_types import utcnow
 from ..errors import Forbidden
 from ..extensions import db, limiter
-from ..ids import route_template
+from ..request_args.ids import route_template
 
 log = logging.getLogger(__name__)
 

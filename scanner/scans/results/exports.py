@@ -82,7 +82,8 @@ def _cell(value: Any) -> Any:
     return spreadsheet_safe(value)
 
 
-def _csv_line(values: Iterable[Any]) -> str:
+def csv_line(values: Iterable[Any]) -> str:
+    """One CSV row; cells that a spreadsheet would run are defused."""
     buffer = io.StringIO()
     csv.writer(buffer).writerow([_cell(v) for v in values])
     return buffer.getvalue()
@@ -97,8 +98,8 @@ def report_csv(report: dict[str, Any]) -> bytes:
     """One row per engine, each carrying the scan and file it belongs to."""
     scan = {"scan_id": report["scan_id"], "filename": report["filename"], "sha256": report["hash_sha256"]}
     scan["scan_date"] = report["scan_date"]
-    lines = [_csv_line(ENGINE_COLUMNS)]
-    lines += [_csv_line({**scan, **engine}[c] for c in ENGINE_COLUMNS) for engine in report["results"]]
+    lines = [csv_line(ENGINE_COLUMNS)]
+    lines += [csv_line({**scan, **engine}[c] for c in ENGINE_COLUMNS) for engine in report["results"]]
     return "".join(lines).encode()
 
 
@@ -111,9 +112,9 @@ def report_pdf(report: dict[str, Any], generated_at: datetime) -> bytes:
 
 
 def history_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    yield _csv_line(HISTORY_COLUMNS)
+    yield csv_line(HISTORY_COLUMNS)
     for row in rows:
-        yield _csv_line(row.get(c) for c in HISTORY_COLUMNS)
+        yield csv_line(row.get(c) for c in HISTORY_COLUMNS)
 
 
 def history_json(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:

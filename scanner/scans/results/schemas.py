@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ...db_types import SQL_INT_MAX
-from ...sorting import parse_sort
+from ...request_args import DateOrDateTime, PaginationSchema, comma_list, exclusive_end, parse_sort, split
 from ..models import STATUSES
 from .report import VERDICTS
 from .services import SORT_KEYS, HistoryQuery
@@ -20,61 +20,15 @@ VERDICT_DESCRIPTION = (
     "clean: engines judged it and none flagged it; unknown: not completed, or no engine gave a verdict"
 )
 MAX_PER_PAGE = 100
-_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
-
-
-class DateOrDateTime(fields.Field):
-    """An ISO 8601 date or date-time; no time zone means UTC. Loads as (aware datetime, date_only)."""
-
-    default_error_messages = {
-        "invalid": "Not a valid ISO 8601 date or date-time.",
-        "range": "Date out of range.",
-    }
-
-    def _deserialize(self, value: Any, attr, data, **kwargs) -> tuple[datetime, bool]:
-        text = str(value).strip()
-        try:
-            if len(text) == 10:
-                instant, date_only = datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC), True
-            else:
-                parsed = datetime.fromisoformat(text)
-                instant = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-                date_only = False
-        except ValueError:
-            raise self.make_error("invalid") from None
-        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
-            raise self.make_error("range") from None
-        if instant > _LATEST:  # the exclusive end of date_to (a day later) must still be a datetime
-            raise self.make_error("range")
-        return instant, date_only
-
-
-def _comma_list(allowed: tuple[str, ...]):
-    def check(value: str) -> None:
-        unknown = [v for v in _split(value) if v not in allowed]
-        if unknown or not _split(value):
-            raise ValidationError(f"Unknown value {', '.join(unknown) or value!r}; allowed: {', '.join(allowed)}")
-
-    return check
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v.strip() for v in (value or "").split(",") if v.strip()))
-
-
-def _exclusive_end(date_to: tuple[datetime, bool]) -> datetime:
-    """Past the whole day for a bare date, just past the instant for a date-time."""
-    instant, date_only = date_to
-    return instant + (timedelta(days=1) if date_only else timedelta(microseconds=1))
 
 
 class ScanHistoryFilterSchema(Schema):
     status = fields.String(
-        validate=_comma_list(STATUSES),
+        validate=comma_list(STATUSES),
         metadata={"description": f"One or more (comma-separated) of {', '.join(STATUSES)}"},
     )
     verdict = fields.String(
-        validate=_comma_list(VERDICTS),
+        validate=comma_list(VERDICTS),
         metadata={"description": f"One or more (comma-separated) of {', '.join(VERDICTS)}. {VERDICT_DESCRIPTION}"},
     )
     detection_min = fields.Integer(
@@ -118,7 +72,7 @@ class ScanHistoryFilterSchema(Schema):
         if low is not None and high is not None and low > high:
             raise ValidationError("detection_min is greater than detection_max", "detection_min")
         start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start[0] >= _exclusive_end(end):
+        if start and end and start[0] >= exclusive_end(end):
             raise ValidationError("date_from is after date_to", "date_from")
         if "sort_by" in data and "sort_order" in data:
             try:
@@ -130,12 +84,12 @@ class ScanHistoryFilterSchema(Schema):
     def _to_query(self, data: dict, **kwargs) -> HistoryQuery:
         date_from, date_to = data.get("date_from"), data.get("date_to")
         return HistoryQuery(
-            statuses=_split(data.get("status")),
-            verdicts=_split(data.get("verdict")),
+            statuses=split(data.get("status")),
+            verdicts=split(data.get("verdict")),
             detection_min=data.get("detection_min"),
             detection_max=data.get("detection_max"),
             date_from=date_from[0] if date_from else None,
-            date_before=_exclusive_end(date_to) if date_to else None,
+            date_before=exclusive_end(date_to) if date_to else None,
             filename=data.get("filename"),
             hash_prefix=(data.get("hash") or "").lower() or None,
             sort=parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"]),
@@ -267,13 +221,6 @@ class ScanHistoryExportItemSchema(ScanHistoryItemSchema, ScannedFileSchema):
     type_unsupported = fields.Integer(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
     error = fields.String(allow_none=True)
-
-
-class PaginationSchema(Schema):
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total_pages = fields.Integer()
-    total_items = fields.Integer()
 
 
 class ScanHistoryPageSchema(Schema):

@@ -8,7 +8,6 @@ an index rather than dragging whole rows through the offset.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -22,8 +21,7 @@ from ...auth.models import User
 from ...errors import Conflict, Forbidden, NotFound
 from ...extensions import db
 from ...files.models import File
-from ...ids import parse_uuid
-from ...sorting import SortKey
+from ...request_args import SortKey, pagination, parse_uuid
 from ..models import Scan
 from .cache import cached_read
 from .report import FINISHED, scan_report, scan_row
@@ -196,12 +194,7 @@ def _history_page(user_id: uuid.UUID, query: HistoryQuery) -> dict[str, Any]:
     ids = plan.ids((query.page - 1) * query.per_page, query.per_page, counts)
     return {
         "scans": [scan_row(scan) for scan in _load(ids)],
-        "pagination": {
-            "page": query.page,
-            "per_page": query.per_page,
-            "total_pages": math.ceil(counts[0] / query.per_page),
-            "total_items": counts[0],
-        },
+        "pagination": pagination(query.page, query.per_page, counts[0]),
     }
 
 
