@@ -6,7 +6,15 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
-from ..request_args import DateOrDateTime, PaginationSchema, comma_list, exclusive_end, parse_sort, split
+from ..request_args import (
+    DateOrDateTime,
+    PaginationSchema,
+    check_history_args,
+    comma_list,
+    exclusive_end,
+    parse_sort,
+    split,
+)
 from ..request_parser import StrictBoolean
 from .indicators import EXPECTED, IOC_TYPES, parse
 from .models import ITEM_STATUSES, JOB_STATUSES, LOOKUP_STATUSES, PROVIDER_STATUSES
@@ -105,13 +113,7 @@ class LookupHistoryArgsSchema(Schema):
 
     @validates_schema
     def _check(self, data: dict, **kwargs: Any) -> None:
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start[0] >= exclusive_end(end):
-            raise ValidationError("date_from is after date_to", "date_from")
-        try:
-            parse_sort(data.get("sort_by", "created_at"), SORT_KEYS, data.get("sort_order", "desc"))
-        except ValueError as error:
-            raise ValidationError(str(error), "sort_by") from None
+        check_history_args(data, SORT_KEYS)
         if data.get("ioc"):
             try:
                 parse(data["ioc"])

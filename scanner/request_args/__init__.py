@@ -4,13 +4,14 @@
 from .ids import parse_uuid
 from .openapi import multipart_file_body
 from .pagination import PaginationSchema, page_of, pagination
-from .query import DateOrDateTime, comma_list, exclusive_end, split
+from .query import DateOrDateTime, check_history_args, comma_list, exclusive_end, split
 from .sorting import SortKey, parse_sort
 
 __all__ = [
     "DateOrDateTime",
     "PaginationSchema",
     "SortKey",
+    "check_history_args",
     "comma_list",
     "exclusive_end",
     "multipart_file_body",

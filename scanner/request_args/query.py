@@ -8,6 +8,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from .sorting import parse_sort
+
 _LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
 
 
@@ -41,6 +43,19 @@ def exclusive_end(date_to: tuple[datetime, bool]) -> datetime:
     """Past the whole day for a bare date, just past the instant for a date-time."""
     instant, date_only = date_to
     return instant + (timedelta(days=1) if date_only else timedelta(microseconds=1))
+
+
+def check_history_args(data: dict[str, Any], sort_keys: tuple[str, ...]) -> None:
+    """What a history's query arguments must agree on beyond each field: `date_from` not after
+    `date_to`, and a `sort_by` of known keys (checked when `sort_order` is valid too)."""
+    start, end = data.get("date_from"), data.get("date_to")
+    if start and end and start[0] >= exclusive_end(end):
+        raise ValidationError("date_from is after date_to", "date_from")
+    if "sort_by" in data and "sort_order" in data:
+        try:
+            parse_sort(data["sort_by"], sort_keys, data["sort_order"])
+        except ValueError as error:
+            raise ValidationError(str(error), "sort_by") from None
 
 
 def split(value: str | None) -> tuple[str, ...]:

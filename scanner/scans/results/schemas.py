@@ -6,7 +6,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from ...db_types import SQL_INT_MAX
-from ...request_args import DateOrDateTime, PaginationSchema, comma_list, exclusive_end, parse_sort, split
+from ...request_args import (
+    DateOrDateTime,
+    PaginationSchema,
+    check_history_args,
+    comma_list,
+    exclusive_end,
+    parse_sort,
+    split,
+)
 from ..models import STATUSES
 from .report import VERDICTS
 from .services import SORT_KEYS, HistoryQuery
@@ -71,14 +79,7 @@ class ScanHistoryFilterSchema(Schema):
         low, high = data.get("detection_min"), data.get("detection_max")
         if low is not None and high is not None and low > high:
             raise ValidationError("detection_min is greater than detection_max", "detection_min")
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start[0] >= exclusive_end(end):
-            raise ValidationError("date_from is after date_to", "date_from")
-        if "sort_by" in data and "sort_order" in data:
-            try:
-                parse_sort(data["sort_by"], SORT_KEYS, data["sort_order"])
-            except ValueError as error:
-                raise ValidationError(str(error), "sort_by") from None
+        check_history_args(data, SORT_KEYS)
 
     @post_load
     def _to_query(self, data: dict, **kwargs) -> HistoryQuery:
