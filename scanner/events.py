@@ -18,56 +18,43 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
 from flask import current_app
 
+from .redis_backoff import Backoff, client
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BACKOFF_SECONDS = 5.0
-_publishers: dict[str, redis.Redis] = {}
-_subscribers: dict[str, redis.Redis] = {}
-_lock = threading.Lock()
-_skip_until = 0.0
+_shared = Backoff("Redis for events and stream places (streams will poll)")
 
 
 def channel(kind: str, ident: uuid.UUID | str) -> str:
     return f"{current_app.config['CACHE_KEY_PREFIX']}events:{kind}:{ident}"
 
 
-def _client(pool: dict[str, redis.Redis], url: str, **options: Any) -> redis.Redis:
-    with _lock:
-        client = pool.get(url)
-        if client is None:
-            client = pool[url] = redis.Redis.from_url(url, socket_connect_timeout=1.0, **options)
-        return client
-
-
 def shared_redis(operation: Callable[[redis.Redis], T], what: str) -> T | None:
-    """Run `operation` on this process's Redis client. None without Redis, or when Redis failed
-    in the last BACKOFF_SECONDS (the failure is logged once): callers carry on without it."""
-    global _skip_until
+    """Run `operation` on this process's Redis client. None without Redis, or when Redis failed in
+    the last few seconds (the failure is logged once): callers carry on without it."""
     url = current_app.config.get("REDIS_URL")
-    if not url or time.monotonic() < _skip_until:
+    if not url or not _shared.available(url):
         return None
     try:
-        return operation(_client(_publishers, url, socket_timeout=2.0))
+        return operation(client(url, socket_connect_timeout=1.0, socket_timeout=2.0))
     except redis.RedisError as error:
-        _skip_until = time.monotonic() + BACKOFF_SECONDS
-        log.warning("Redis failed (%s); going on without it for %gs: %s", what, BACKOFF_SECONDS, error)
+        _shared.failed(what, error, url)
         return None
 
 
 def publish(kind: str, ident: uuid.UUID | str) -> None:
     """Tell every stream watching this object that it changed. Call after the commit; never raises."""
     message = json.dumps({"kind": kind, "id": str(ident), "at": time.time()})
-    shared_redis(lambda client: client.publish(channel(kind, ident), message), f"publishing a {kind} event")
+    shared_redis(lambda r: r.publish(channel(kind, ident), message), f"publishing a {kind} event")
 
 
 class Subscription:
@@ -81,7 +68,8 @@ class Subscription:
         url = cfg.get("REDIS_URL")
         if url:
             try:
-                pubsub = _client(_subscribers, url, health_check_interval=30).pubsub(ignore_subscribe_messages=True)
+                subscriber = client(url, socket_connect_timeout=1.0, health_check_interval=30)
+                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(channel(kind, ident))
                 self._pubsub = pubsub
             except redis.RedisError as error:

@@ -6,27 +6,14 @@ the cache for a few seconds instead of paying a failed round trip (or a timeout)
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..extensions import cache
+from ..redis_backoff import Backoff
 
-log = logging.getLogger(__name__)
-
-BACKOFF_SECONDS = 5.0
-_skip_until = 0.0
-
-
-def _available() -> bool:
-    return time.monotonic() >= _skip_until
-
-
-def _failed(operation: str, error: Exception) -> None:
-    global _skip_until
-    _skip_until = time.monotonic() + BACKOFF_SECONDS
-    log.warning("lookup cache %s failed, using the database for %.0fs: %s", operation, BACKOFF_SECONDS, error)
+_backoff = Backoff("lookup cache (using the database)")
+_available, _failed = _backoff.available, _backoff.failed
 
 
 def get_many(keys: list[str]) -> dict[str, Any]:

@@ -6,13 +6,13 @@ import logging
 import time
 from collections.abc import Callable
 
-import redis
 from flask import current_app
 from kombu import Connection
 from sqlalchemy import text
 
 from ..db_types import utcnow
 from ..extensions import cache, db
+from ..redis_backoff import client
 from .heartbeat import live_workers
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,7 @@ def _cache() -> str:
 
 
 def redis_reachable() -> str:
-    client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    client(current_app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2).ping()
     return "Redis reachable"
 
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -38,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ...extensions import cache, db
 from ...files.models import File
+from ...redis_backoff import Backoff
 from ..models import EngineResult, Scan
 
 log = logging.getLogger(__name__)
@@ -47,10 +46,7 @@ T = TypeVar("T")
 _BOOKKEEPING = frozenset(
     {"attempts", "polls", "next_check_at", "deadline_at", "updated_at", "api_key_id", "vt_analysis_id"}
 )
-# After a cache error, reads skip that cache for this long instead of paying a failed round trip
-# (or a socket timeout) on every request.
-_BACKOFF_SECONDS = 5.0
-_skip_until: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_backoff = Backoff("results cache (using the database)")
 
 
 def _version_key(user_id: uuid.UUID | str) -> str:
@@ -58,12 +54,11 @@ def _version_key(user_id: uuid.UUID | str) -> str:
 
 
 def _available() -> bool:
-    return time.monotonic() >= _skip_until.get(cache.cache, 0.0)
+    return _backoff.available(cache.cache)
 
 
 def _failed(operation: str, error: Exception) -> None:
-    _skip_until[cache.cache] = time.monotonic() + _BACKOFF_SECONDS
-    log.warning("results cache %s failed, using the database: %s", operation, error)
+    _backoff.failed(operation, error, cache.cache)
 
 
 def bump_scans_version(user_id: uuid.UUID | str) -> None:
