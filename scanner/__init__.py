@@ -25,7 +25,7 @@ from .request_parser import RequestParser
 Blueprint.ARGUMENTS_PARSER = RequestParser()
 
 # Every module that defines Celery tasks; the worker imports them at start.
-TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.system.tasks"]
+TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.housekeeping"]
 
 
 def create_app(config: str | Config | None = None) -> Flask:

@@ -105,7 +105,7 @@ def test_the_scheduler_prunes_events_past_their_retention(app, client, user, mak
     from scanner.audit.models import AuditEvent
     from scanner.db_types import utcnow
     from scanner.extensions import db
-    from scanner.system.tasks import prune_old_records
+    from scanner.housekeeping import prune_old_records
 
     with app.app_context():
         old = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "auth.register")).first()

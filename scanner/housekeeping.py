@@ -1,4 +1,5 @@
-"""Housekeeping the scheduler runs: what is past its retention goes."""
+"""Housekeeping the scheduler runs: what is past its retention goes (audit events, request counts,
+expired sessions). A module of its own, above the features whose rows it prunes."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import logging
 
 from celery import shared_task
 
-from ..audit.services import prune as prune_audit
-from ..auth.services import purge_expired
-from ..extensions import db
-from ..providers.metrics import prune as prune_request_counts
+from .audit.services import prune as prune_audit
+from .auth.services import purge_expired
+from .extensions import db
+from .providers.metrics import prune as prune_request_counts
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="scanner.system.tasks.prune_old_records", acks_late=True)
+@shared_task(name="scanner.housekeeping.prune_old_records", acks_late=True)
 def prune_old_records() -> dict[str, int]:
     """Audit events past AUDIT_RETENTION_DAYS, request counts past METRICS_RETENTION_HOURS, and
     expired sessions, revocations and sign-in failures (what `flask users purge-expired` does)."""
