@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.users",
     "tests.fixtures.redis_server",
     "tests.fixtures.s3",
+    "tests.fixtures.web",
 ]

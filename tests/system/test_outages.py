@@ -20,21 +20,6 @@ from tests.fixtures.app import database_is_postgres
 from tests.lookups.helpers import WebServer
 
 
-@pytest.fixture
-def start_web(test_env, tmp_path):
-    servers: list[WebServer] = []
-
-    def start(**env: str) -> WebServer:
-        server = WebServer(tmp_path, env)
-        servers.append(server)
-        server.wait_ready()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def get(url: str, **kwargs) -> requests.Response:
     return requests.get(url, timeout=30, **kwargs)
 
