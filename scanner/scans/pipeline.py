@@ -122,24 +122,34 @@ def _step(scan: Scan) -> float | None:
         return None
     if scan.kind == "rescan" and scan.vt_lookup is None:
         return _start_waiting(scan, _rescan(scan))
-    if scan.vt_lookup is None:
-        scan.stage = "looking_up"
-        try:
-            found = _vt(scan, lambda c: c.get_file(sha256))
-        except NotFoundError:
-            found = None
-        if found is not None and _fresh_enough(found):
-            save_report("file", sha256, found)
-            _record(scan, found, "virustotal")
-            return None
-        # The next VirusTotal call commits this first, so a quota wait before it does not cost
-        # a second lookup (with two tokens needed back to back, it could otherwise never end).
-        scan.vt_lookup = "unknown" if found is None else "stale"
+    if scan.stage == "uploading":
+        # An earlier attempt sent the file and never saved VirusTotal's answer (a worker killed, the
+        # database gone, the connection dropped): ask whether it arrived before sending it again.
+        scan.vt_lookup = None
+    if scan.vt_lookup is None and _look_up(scan, sha256):
+        return None
     if scan.vt_lookup == "stale":  # VirusTotal has it, but its verdicts are old: ask for new ones
         return _start_waiting(scan, _vt(scan, lambda c: c.rescan(sha256)))
     if scan.never_upload:
         return _not_found(scan)
     return _start_waiting(scan, _upload(scan))
+
+
+def _look_up(scan: Scan, sha256: str) -> bool:
+    """Ask VirusTotal for the file; True when its report was fresh enough to finish the scan."""
+    scan.stage = "looking_up"
+    try:
+        found = _vt(scan, lambda c: c.get_file(sha256))
+    except NotFoundError:
+        found = None
+    if found is not None and _fresh_enough(found):
+        save_report("file", sha256, found)
+        _record(scan, found, "virustotal")
+        return True
+    # The next VirusTotal call commits this first, so a quota wait before it does not cost
+    # a second lookup (with two tokens needed back to back, it could otherwise never end).
+    scan.vt_lookup = "unknown" if found is None else "stale"
+    return False
 
 
 def _rescan(scan: Scan) -> str:
