@@ -173,12 +173,13 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
+        log.info("%s waits %.0fs for VirusTotal quota", name, exc.retry_after)
         return work.wait_for_quota(row, exc)
     except VirusTotalError as exc:
         if not exc.retryable:
             work.fail(row, f"VirusTotal refused the request: {exc}")
             return None
-        return _retry_or_fail(rows, row, work, "VirusTotal kept failing", str(exc), _unreachable_cap(exc))
+        return _retry_or_fail(rows, row, work, name, "VirusTotal kept failing", str(exc), _unreachable_cap(exc))
     except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
         if interactive:
             raise
@@ -193,24 +194,27 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         log.exception("unexpected error in a step of %s", name)
         # The exception's text may name hosts or users of our own services: the log has it.
         return _retry_or_fail(
-            rows, row, work, "An internal error kept stopping it", f"{type(exc).__name__}, see the log"
+            rows, row, work, name, "An internal error kept stopping it", f"{type(exc).__name__}, see the log"
         )
     row.attempts = 0  # type: ignore[attr-defined]
     return delay
 
 
 def _retry_or_fail(
-    rows: WorkRows, row: Any, work: Steps, kept_failing: str, last: str, cap: float | None = None
+    rows: WorkRows, row: Any, work: Steps, name: str, kept_failing: str, last: str, cap: float | None = None
 ) -> float | None:
     limit = rows.setting("MAX_ATTEMPTS")
     if row.attempts >= limit:
         work.fail(row, f"{kept_failing} ({row.attempts} attempts), last: {last}")
+        log.warning("%s failed after %d attempts: %s", name, row.attempts, last)
         return None
     cap = min(cap, rows.setting("RETRY_MAX_SECONDS")) if cap else rows.setting("RETRY_MAX_SECONDS")
     gives_up = utcnow() + timedelta(seconds=sum(_pause(rows, k, cap) for k in range(row.attempts, limit)))
     work.retry(row, f"{last}; retrying until {gives_up:%H:%M:%S} UTC")
     # Jitter spreads the retries of many rows that failed together.
-    return _pause(rows, row.attempts, cap) * random.uniform(0.5, 1.0)
+    delay = _pause(rows, row.attempts, cap) * random.uniform(0.5, 1.0)
+    log.warning("%s retries in %.0fs (attempt %d of %d): %s", name, delay, row.attempts, limit, last)
+    return delay
 
 
 def _pause(rows: WorkRows, attempts: int, cap: float) -> float:

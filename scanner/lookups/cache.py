@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..extensions import cache
+from ..metrics import count_cache
 from ..redis_backoff import Backoff
 
 _backoff = Backoff("lookup cache (using the database)")
@@ -25,7 +26,9 @@ def get_many(keys: list[str]) -> dict[str, Any]:
     except Exception as error:
         _failed("read", error)
         return {}
-    return {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+    found = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+    count_cache("lookups", hits=len(found), misses=len(keys) - len(found))
+    return found
 
 
 def get(key: str) -> Any:

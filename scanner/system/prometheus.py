@@ -71,9 +71,32 @@ class StateCollector:
         except Exception:  # the database is away: the scrape still answers with the rest
             log.warning("metrics: could not read row states", exc_info=True)
             db.session.rollback()
+        quota_left = _quota_remaining()
+        if quota_left is not None:
+            yield quota_left
         depth = _queue_depth()
         if depth is not None:
             yield GaugeMetricFamily("scanner_queue_depth", "Tasks waiting in the Celery queue", value=depth)
+
+
+def _quota_remaining() -> GaugeMetricFamily | None:
+    """What each active key may still ask VirusTotal this minute and today, by key id (never its value)."""
+    from ..api_keys.models import ApiKey
+    from ..virustotal import quota
+
+    family = GaugeMetricFamily(
+        "scanner_vt_quota_remaining", "VirusTotal requests an active key may still make", labels=["key_id", "window"]
+    )
+    try:
+        for key in db.session.scalars(select(ApiKey).where(ApiKey.is_active.is_(True))):
+            usage = quota.usage(key)
+            family.add_metric([str(key.id), "minute"], usage["minute_remaining"])
+            family.add_metric([str(key.id), "day"], usage["day_remaining"])
+    except Exception:  # the database or the quota store is away: the scrape answers without it
+        log.warning("metrics: could not read the keys' quota", exc_info=True)
+        db.session.rollback()
+        return None
+    return family
 
 
 def _queue_depth() -> int | None:

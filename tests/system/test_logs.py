@@ -59,6 +59,10 @@ def test_the_worker_logs_virustotal_failures_with_the_scan_and_the_uploads_reque
         assert line["scan_id"] == scan_id
         assert line["request_id"] == "upload-trace-17"
         assert line["task"] == "scanner.scans.tasks.run_scan"
+    # Each failure is retried, and the engine says so with when and how many attempts are left.
+    retries = [line for line in lines if line["logger"] == "scanner.work" and "retries in" in line["message"]]
+    assert len(retries) == 2
+    assert all(line["level"] == "WARNING" and line["scan_id"] == scan_id for line in retries)
     # The worker's own lines about the scan's tasks carry the upload's request id too.
     assert any(line.get("request_id") == "upload-trace-17" and "succeeded" in line["message"] for line in lines)
     for secret in (key["key_value"], user.password, user.access_token, user.refresh_token):

@@ -61,3 +61,29 @@ def test_virustotal_requests_by_endpoint_and_outcome(client, user, add_key, vt_e
     failed = sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="TransientError")
     assert failed == failed_before + 1
     assert sample(text, "scanner_virustotal_requests_total", endpoint="GET /domains", outcome="ok") > ok_before
+
+
+def test_cache_reads_are_counted_as_hits_and_misses(client, user, add_key):
+    add_key(user)
+    before = {
+        o: sample(scrape(client), "scanner_cache_requests_total", cache="lookups", outcome=o) for o in ("hit", "miss")
+    }
+    for _ in range(2):
+        r = client.post("/api/check_ioc", json={"ioc": "cache-counted.org"}, headers=user.headers)
+        assert r.status_code == 200
+    text = scrape(client)
+    assert sample(text, "scanner_cache_requests_total", cache="lookups", outcome="miss") > before["miss"]
+    assert sample(text, "scanner_cache_requests_total", cache="lookups", outcome="hit") > before["hit"]
+
+
+def test_each_active_key_reports_its_quota_left_by_id_never_its_value(client, user, add_key):
+    key = add_key(user, per_minute=4, per_day=500)
+    left = {
+        w: sample(scrape(client), "scanner_vt_quota_remaining", key_id=key["id"], window=w) for w in ("minute", "day")
+    }
+    assert 0 < left["minute"] <= 4 and 0 < left["day"] <= 500
+    client.post("/api/check_ioc", json={"ioc": "quota-counted.org"}, headers=user.headers)
+    text = scrape(client)
+    assert sample(text, "scanner_vt_quota_remaining", key_id=key["id"], window="minute") == left["minute"] - 1
+    assert sample(text, "scanner_vt_quota_remaining", key_id=key["id"], window="day") == left["day"] - 1
+    assert key["key_value"] not in text

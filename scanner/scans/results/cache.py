@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ...extensions import cache, db
 from ...files.models import File
+from ...metrics import count_cache
 from ...redis_backoff import Backoff
 from ..models import EngineResult, Scan
 
@@ -105,6 +106,7 @@ def cached_read(
     except Exception as error:
         _failed("read", error)
         return compute()
+    count_cache("results", hits=int(hit is not None), misses=int(hit is None))
     if hit is not None:
         return hit
     value = compute()
