@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from ..api_keys.models import ApiKey
 from ..db_types import utcnow
@@ -37,13 +37,22 @@ def _redis() -> dict:
 
 
 def _virustotal() -> dict:
-    active, failing = db.session.execute(
-        select(func.count(), func.count(ApiKey.last_error)).where(ApiKey.is_active.is_(True))
+    unverified_count = func.coalesce(func.sum(case((ApiKey.is_verified.is_(False), 1), else_=0)), 0)
+    active, failing, unverified = db.session.execute(
+        select(func.count(), func.count(ApiKey.last_error), unverified_count).where(ApiKey.is_active.is_(True))
     ).one()
     if not active:
         return {"status": "unconfigured", "message": "No active API key"}
+    # A key stored while VirusTotal could not be reached has not been checked by VirusTotal yet.
+    if unverified == active:
+        return {"status": "degraded", "message": "No active API key has been verified by VirusTotal yet"}
     if failing == active:
         return {"status": "degraded", "message": "Every active API key reported an error on its last call"}
+    if unverified:
+        return {
+            "status": "healthy",
+            "message": f"Provider available; {unverified} of {active} active keys not verified yet",
+        }
     return {"status": "healthy", "message": "Provider available"}
 
 

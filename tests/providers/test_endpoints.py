@@ -34,6 +34,17 @@ def test_health_is_open_and_says_one_status_per_part(client, user, add_key):
     assert after["components"]["providers"]["virustotal"] == {"status": "healthy", "message": "Provider available"}
 
 
+def test_health_says_when_no_key_could_be_verified_by_virustotal(client, app, user, monkeypatch):
+    from tests.api_keys.helpers import closed_port_url
+
+    monkeypatch.setitem(app.config, "VT_API_URL", closed_port_url())
+    body = {"name": "added offline", "key_value": "a" * 64}
+    stored = client.post("/api/keys/", json=body, headers=user.headers)
+    assert stored.status_code == 201, stored.json
+    virustotal = client.get("/api/providers/health").json["components"]["providers"]["virustotal"]
+    assert virustotal == {"status": "degraded", "message": "No active API key has been verified by VirusTotal yet"}
+
+
 def test_health_never_shows_a_drivers_text(client, app, monkeypatch):
     # A Redis that cannot be reached, named with a user and password the body must never echo.
     monkeypatch.setitem(app.config, "REDIS_URL", "redis://operator:hunter2-secret@127.0.0.1:1/0")
