@@ -139,3 +139,24 @@ def test_uploads_deletes_scans_and_exports_are_recorded(client, user, add_key, m
     assert export["details"]["format"] == "csv"
     (deleted,) = events(client, admin, action="file.delete")
     assert deleted["target_id"] == file_id
+
+
+def test_bulk_jobs_their_exports_and_cancels_are_recorded(client, user, add_key, make_admin):
+    import io
+
+    add_key(user)
+    data = {"file": (io.BytesIO(b"audited-one.org\naudited-two.org\n"), "iocs.txt")}
+    submitted = client.post("/api/bulk", data=data, headers=user.headers, content_type="multipart/form-data")
+    assert submitted.status_code == 202, submitted.json
+    job_id = submitted.json["job_id"]
+    assert client.get(f"/api/bulk/{job_id}/export?format=json", headers=user.headers).status_code == 200
+    assert client.delete(f"/api/bulk/{job_id}", headers=user.headers).status_code == 200
+    admin = make_admin()
+
+    (created,) = events(client, admin, action="bulk.create")
+    assert (created["target_type"], created["target_id"], created["actor_id"]) == ("bulk_job", job_id, user.id)
+    assert created["details"]["indicators"] == 2
+    (export,) = events(client, admin, action="results.export")
+    assert (export["target_type"], export["target_id"], export["details"]["format"]) == ("bulk_job", job_id, "json")
+    (cancelled,) = events(client, admin, action="bulk.cancel")
+    assert cancelled["target_id"] == job_id
