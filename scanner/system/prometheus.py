@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Iterator
 
+import redis
 from flask import Flask, Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,6 +33,7 @@ from ..errors import Forbidden
 from ..extensions import db, limiter
 from ..metrics import counters
 from ..metrics.store import totals
+from ..redis_backoff import client as redis_client
 from ..request_args.ids import route_template
 
 log = logging.getLogger(__name__)
@@ -126,14 +128,8 @@ def _queue_depth() -> int | None:
     broker = str(current_app.extensions["celery"].conf.broker_url)
     if not broker.startswith(("redis://", "rediss://")):
         return None
-    import redis
-
     try:
-        client = redis.Redis.from_url(broker, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return int(client.llen("celery"))
-        finally:
-            client.close()
+        return int(redis_client(broker, socket_timeout=1, socket_connect_timeout=1).llen("celery"))
     except redis.RedisError:
         log.warning("metrics: could not read the queue depth", exc_info=True)
         return None
