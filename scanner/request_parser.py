@@ -27,7 +27,11 @@ MAX_NUMBER_CHARS = 64
 _FORBIDDEN_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
 FORBIDDEN_TEXT = re.compile(f"[{_FORBIDDEN_CHARS}]")
 # The same rule for the OpenAPI document, in the escapes JSON Schema's regular expressions read.
-ALLOWED_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+ALLOWED_TEXT_PATTERN = rf"^[^{CONTROL_CHARS}]*$"
+# The same, for text that must not be blank either (a name, a note): one character that is not
+# white space, anywhere.
+NON_BLANK_TEXT_PATTERN = rf"^[^{CONTROL_CHARS}]*[^\s{CONTROL_CHARS}][^{CONTROL_CHARS}]*$"
 FORBIDDEN_TEXT_MESSAGE = "Must not contain control characters (such as NUL) or unpaired surrogates"
 
 

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db, limiter
+from ..request_args import links
 from ..request_parser import NoQueryArgsSchema
 from . import services
 from .schemas import (
@@ -41,6 +42,7 @@ class ApiKeys(MethodView):
         return {"api_keys": [services.describe(key) for key in services.list_keys(current_user())]}
 
     @blp.arguments(ApiKeyCreateSchema)
+    @blp.doc(**links(201, "key_id", "/api_key/id", *(f"{m} /api/keys/{{key_id}}" for m in ("GET", "PUT", "DELETE"))))
     @blp.response(201, ApiKeyEnvelopeSchema)
     @blp.alt_response(400, description="Missing or invalid fields, or a key VirusTotal rejects")
     @blp.alt_response(409, description="You already stored this key")

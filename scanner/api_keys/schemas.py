@@ -1,34 +1,74 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from ..request_parser import StrictBoolean
-from .services import KEY_CHARS, KEY_MAX, KEY_MIN
+from ..request_parser import CONTROL_CHARS, StrictBoolean
+from .services import KEY_MAX, KEY_MIN
+
+KEY_CHARS = r"\x21-\x7e"  # printable ASCII, no spaces (as services.KEY_CHARS)
+
+
+_SPACE = r" \t\r\n"  # what pasting adds around a key or a name
 
 
 class Trimmed(fields.String):
-    """A string with surrounding whitespace removed, as pasted keys and names often carry it."""
+    """A string with surrounding white space (spaces, tabs, line breaks) removed, as pasted keys
+    and names often carry it, then `bounds` (min, max) characters of the class `chars`, neither the
+    first nor the last a space. One pattern documents all of it, the padding included; a field
+    with a format of its own is documented by that format and its length."""
+
+    def __init__(self, chars: str, bounds: tuple[int, int | None], errors: tuple[str, str], **kwargs: Any) -> None:
+        low, high = bounds
+        inner = f"[{chars}]"
+        edge = f"[{chars}{_SPACE}]" if chars.startswith("^") else inner
+        if high is None:
+            core = f"{edge}(?:{inner}*{edge})?"
+        elif low <= 1:
+            core = f"{edge}(?:{inner}{{0,{high - 2}}}{edge})?"
+        else:
+            core = f"{edge}{inner}{{{low - 2},{high - 2}}}{edge}"
+        self.rule, self.bounds, self.errors = re.compile(core), bounds, errors
+        metadata = kwargs.pop("metadata", {})
+        if "format" in metadata:  # the format (and its description) tells the characters
+            documented = {"minLength": low, "maxLength": high} if high else {"minLength": low}
+        else:
+            documented = {"pattern": f"^[{_SPACE}]*{core}[{_SPACE}]*$"}
+        super().__init__(metadata={**documented, **metadata}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs).strip(" \t\r\n")
+        (low, high), (length_error, chars_error) = self.bounds, self.errors
+        if not low <= len(text) <= (high or len(text)):
+            raise ValidationError(length_error.format(min=low, max=high))
+        if not self.rule.fullmatch(text):
+            raise ValidationError(chars_error)
+        return text
 
 
 def _key_value(**kwargs: Any) -> Trimmed:
     # The value never appears in an error message: a rejected key may still be a real secret.
     return Trimmed(
-        validate=[
-            validate.Length(min=KEY_MIN, max=KEY_MAX, error="must be between {min} and {max} characters"),
-            validate.Regexp(KEY_CHARS, error="must be printable ASCII without spaces"),
-        ],
+        KEY_CHARS,
+        (KEY_MIN, KEY_MAX),
+        ("must be between {min} and {max} characters", "must be printable ASCII without spaces"),
         load_only=True,
+        # Not a JSON Schema format: a key VirusTotal accepts, which only VirusTotal can tell.
+        metadata={
+            "format": "vt-api-key",
+            "description": "A VirusTotal API key (printable ASCII without spaces; white space around it is "
+            "ignored); VirusTotal is asked whether it is one",
+        },
         **kwargs,
     )
 
 
 def _name(**kwargs: Any) -> Trimmed:
-    return Trimmed(validate=validate.Length(min=1, max=100), **kwargs)
+    return Trimmed(
+        f"^{CONTROL_CHARS}", (1, 100), ("Length must be between {min} and {max}.", "Must not be blank"), **kwargs
+    )
 
 
 _per_minute = {"validate": validate.Range(min=1, max=1_000_000), "metadata": {"description": "Requests per minute"}}
@@ -43,6 +83,9 @@ class ApiKeyCreateSchema(Schema):
 
 
 class ApiKeyUpdateSchema(Schema):
+    class Meta:
+        openapi = {"minProperties": 1}  # an empty update is refused
+
     name = _name()
     key_value = _key_value()
     is_active = StrictBoolean()
@@ -54,9 +97,11 @@ class ApiKeyValidateSchema(Schema):
     # Only a missing or blank value is a 400 (seed 001); a value that cannot be a key is answered
     # {"valid": false} like one VirusTotal rejects (services.validate_value).
     key_value = Trimmed(
+        f"^{CONTROL_CHARS}",
+        (1, None),
+        ("API key is required", "API key is required"),
         required=True,
         load_only=True,
-        validate=validate.Length(min=1, error="API key is required"),
         error_messages={"required": "API key is required"},
     )
 

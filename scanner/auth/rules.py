@@ -18,7 +18,8 @@ PASSWORD_MIN, PASSWORD_MAX = 10, 128
 EMAIL_MAX = 254
 ROLES = ("user", "admin")
 
-_USERNAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{{USERNAME_MIN - 1},{USERNAME_MAX - 1}}}")
+USERNAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{{USERNAME_MIN - 1},{USERNAME_MAX - 1}}}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
 USERNAME_RULE = (
     f"Username must be {USERNAME_MIN} to {USERNAME_MAX} characters long, use only letters, digits, "
     "'_', '.' and '-', and start with a letter or digit"

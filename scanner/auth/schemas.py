@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from ..db_types import SQL_INT_MAX
 from ..request_args import PaginationSchema
 from ..request_parser import StrictBoolean
-from .rules import PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_RULE
+from .rules import PASSWORD_MAX, PASSWORD_MIN, PASSWORD_RULE, ROLES, USERNAME_MAX, USERNAME_PATTERN, USERNAME_RULE
 
 # Sign-in fields are bounded generously: no stored name or password is longer, and a megabyte
 # of "password" must not reach the hash function.
@@ -33,10 +33,17 @@ class AdminUserSchema(UserSchema):
     created_at = fields.DateTime()
 
 
+# What rules.py checks, told by the document as far as JSON Schema can: the username's
+# characters, the password's length. A new password's strength (zxcvbn) is no JSON Schema rule:
+# its format, "new-password" (not a JSON Schema format; HTML's name for it), says so.
+_USERNAME = {"description": USERNAME_RULE, "pattern": USERNAME_PATTERN}
+_NEW_PASSWORD = {"format": "new-password", "minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX}
+
+
 class RegisterSchema(Schema):
-    username = fields.String(required=True, metadata={"description": USERNAME_RULE, "example": "johndoe"})
+    username = fields.String(required=True, metadata={**_USERNAME, "example": "johndoe"})
     email = fields.String(required=True, metadata={"format": "email", "example": "john.doe@example.com"})
-    password = fields.String(required=True, metadata={"description": PASSWORD_RULE, "format": "password"})
+    password = fields.String(required=True, metadata={**_NEW_PASSWORD, "description": PASSWORD_RULE})
 
 
 class RegisteredSchema(Schema):
@@ -87,16 +94,23 @@ class ProfileSchema(Schema):
 
 
 class ProfileUpdateSchema(Schema):
-    username = fields.String(metadata={"description": USERNAME_RULE})
+    class Meta:
+        openapi = {
+            "minProperties": 1,  # an empty update is refused
+            # A new password or email address comes with the current password.
+            "allOf": [
+                {"anyOf": [{"not": {"required": [changed]}}, {"required": ["current_password"]}]}
+                for changed in ("email", "new_password")
+            ],
+        }
+
+    username = fields.String(metadata=_USERNAME)
     email = fields.String(metadata={"format": "email"})
     current_password = fields.String(
         metadata={"format": "password", "description": "Needed to change the email address or the password"}
     )
     new_password = fields.String(
-        metadata={
-            "format": "password",
-            "description": PASSWORD_RULE + ". Changing it signs out every other session.",
-        }
+        metadata={**_NEW_PASSWORD, "description": PASSWORD_RULE + ". Changing it signs out every other session."}
     )
     never_upload = StrictBoolean()
 

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db, upload_limit
-from ..request_args import multipart_file_body, parse_uuid
+from ..request_args import links, multipart_file_body, parse_uuid
 from . import services
 from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
 from .signals import announce_upload
@@ -25,11 +25,24 @@ UPLOAD_BODY = multipart_file_body(
 )
 
 
+# Where the ids an upload answers with lead (live streams aside: they wait for a worker).
+FILE_OPERATIONS = (
+    "GET /api/files/{file_id}",
+    "DELETE /api/files/{file_id}",
+    "POST /api/scan/file/{file_id}",
+    "GET /api/scan/file/{file_id}",
+    "POST /api/scan/file/{file_id}/rescan",
+)
+SCAN_OPERATIONS = tuple(f"GET /api/scan/{{scan_id}}/{what}" for what in ("status", "results", "export"))
+
+
 @blp.route("/upload")
 class Upload(MethodView):
     decorators = [upload_limit, login_required]
 
     @blp.doc(requestBody=UPLOAD_BODY)
+    @blp.doc(**links(201, "file_id", "/id", *FILE_OPERATIONS))
+    @blp.doc(**links(201, "scan_id", "/scan/scan_id", *SCAN_OPERATIONS))
     @blp.response(201, UploadedFileSchema)
     def post(self):
         """Upload a file (streamed and hashed on the way in); a scan starts automatically"""

@@ -12,7 +12,7 @@ from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import PayloadTooLarge, ValidationFailed
 from ..extensions import db, upload_limit
-from ..request_args import multipart_file_body, pagination, split
+from ..request_args import links, multipart_file_body, pagination, split
 from ..scans.results import exports
 from . import bulk, presenters, tasks
 from .schemas import (
@@ -32,9 +32,12 @@ ENVELOPE_BYTES = 64 * 1024
 DOWNLOADS = {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}
 
 
+JOB_OPERATIONS = (("GET", ""), ("GET", "/export"), ("DELETE", ""))
 BULK_BODY = multipart_file_body(
-    "A CSV (indicators in its `ioc` column, or the first column without a header row) "
-    "or text with one indicator per line"
+    "A CSV (indicators in its `ioc` column, or the first column without a header row) or UTF-8 text with one "
+    "indicator per line, as a file or a plain field; at least one line must be an indicator",
+    # Not a JSON Schema format: lines of the `indicator` format (see POST /api/check_ioc).
+    file_format="indicator-list",
 )
 
 
@@ -62,6 +65,8 @@ class BulkJobs(MethodView):
     decorators = [upload_limit, login_required]
 
     @blp.doc(requestBody=BULK_BODY)
+    # Not to the live stream, which waits for a worker.
+    @blp.doc(**links(202, "job_id", "/job_id", *(f"{op} /api/bulk/{{job_id}}{end}" for op, end in JOB_OPERATIONS)))
     @blp.response(202, BulkSubmittedSchema)
     def post(self):
         """Submit a list of indicators (CSV or text) to check in the background"""

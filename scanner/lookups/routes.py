@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from ..auth.access import current_user, login_required
 from ..extensions import db
+from ..request_args import links
 from . import presenters, services, tasks
 from .schemas import (
     CheckIocSchema,
@@ -40,11 +41,16 @@ def lookup_answer(checked: services.Checked) -> tuple[int, dict[str, str]]:
 # -- lookups ----------------------------------------------------------------------------------
 
 
+LOOKUP_OPERATIONS = ("GET /api/lookup/{lookup_id}", "POST /api/lookup/{lookup_id}/notes")
+
+
 @blp.route("/check_ioc")
 class CheckIoc(MethodView):
     decorators = [login_required]
 
     @blp.arguments(CheckIocSchema)
+    @blp.doc(**links(200, "lookup_id", "/lookup_id", *LOOKUP_OPERATIONS))
+    @blp.doc(**links(202, "lookup_id", "/lookup_id", *LOOKUP_OPERATIONS))
     @blp.response(200, LookupResultSchema)
     @blp.alt_response(202, schema=LookupResultSchema, description=PENDING_DOC)
     def post(self, args: dict):

@@ -7,15 +7,16 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from ..db_types import SQL_INT_MAX
 from ..errors import InvalidIndicator
 from ..request_args import (
+    CommaList,
     DateOrDateTime,
     PaginationSchema,
+    SortBy,
     check_history_args,
-    comma_list,
     exclusive_end,
     parse_sort,
     split,
 )
-from ..request_parser import StrictBoolean
+from ..request_parser import NON_BLANK_TEXT_PATTERN, StrictBoolean
 from .indicators import EXPECTED, IOC_TYPES, parse
 from .models import ITEM_STATUSES, JOB_STATUSES, LOOKUP_STATUSES, PROVIDER_STATUSES
 from .scoring import VERDICTS
@@ -23,9 +24,13 @@ from .services import ENDPOINT_TYPES, SORT_KEYS, LookupQuery
 
 MAX_PER_PAGE = 100
 MAX_ITEMS_PER_PAGE = 500
+# Not a JSON Schema format: the document names the grammar of `indicators.parse` (public IP
+# addresses, domains, URLs, hashes; defanged forms re-armed); indicator-<type> is one kind of it.
+INDICATOR_FORMAT = "indicator"
 IOC_DESCRIPTION = (
     f"{EXPECTED[0].upper()}{EXPECTED[1:]}. Values are normalised (lower-case hashes and domains, IDNA "
-    "domains, canonical URLs); defanged forms such as hxxp://evil[.]com are accepted."
+    "domains, canonical URLs); defanged forms such as hxxp://evil[.]com are accepted. Private, loopback, "
+    "reserved and multicast addresses, and names such as localhost, are refused: VirusTotal knows nothing of them."
 )
 SCORE_DESCRIPTION = (
     "0-100, null when the verdict is unknown. clean 0-19, suspicious 20-49, malicious 50-100; within a band, "
@@ -50,7 +55,9 @@ _SHOW_RAW = {"load_default": False, "metadata": {"description": "Include VirusTo
 
 
 class CheckIocSchema(Schema):
-    ioc = fields.String(required=True, metadata={"description": IOC_DESCRIPTION, "example": "8.8.8.8"})
+    ioc = fields.String(
+        required=True, metadata={"description": IOC_DESCRIPTION, "example": "8.8.8.8", "format": INDICATOR_FORMAT}
+    )
     force_refresh = StrictBoolean(**_FORCE_REFRESH)
     show_raw = StrictBoolean(**_SHOW_RAW)
 
@@ -65,7 +72,9 @@ class ShowRawArgsSchema(Schema):
 
 
 class NoteInSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    text = fields.String(
+        required=True, validate=validate.Length(min=1, max=4000), metadata={"pattern": NON_BLANK_TEXT_PATTERN}
+    )
 
     @validates_schema
     def _not_blank(self, data: dict, **kwargs: Any) -> None:
@@ -73,35 +82,73 @@ class NoteInSchema(Schema):
             raise ValidationError("A note cannot be blank", "text")
 
 
+ENDPOINT_EXAMPLES = {
+    "domain": "google.com",
+    "ip": "8.8.8.8",
+    "file": "44d88612fea8a8f36de82e1278abb02f",
+    "url": "https://www.virustotal.com/",
+}
+
+
+def _endpoint_variant(vt_type: str) -> dict[str, Any]:
+    names = [name for name, kind in ENDPOINT_TYPES.items() if kind == vt_type]
+    value = {"type": "string", "format": f"{INDICATOR_FORMAT}-{vt_type}", "example": ENDPOINT_EXAMPLES[vt_type]}
+    return {
+        "type": "object",
+        "title": vt_type,
+        "required": ["endpoint_type", "endpoint_value"],
+        "properties": {"endpoint_type": {"type": "string", "enum": names}, "endpoint_value": value},
+        "additionalProperties": False,
+    }
+
+
 class EndpointReportInSchema(Schema):
+    class Meta:
+        # The value must be of the kind the type names ("google.com" is refused as an ip): one
+        # variant per kind.
+        openapi = {
+            "properties": None,
+            "required": None,
+            "additionalProperties": None,
+            "oneOf": [_endpoint_variant(vt_type) for vt_type in dict.fromkeys(ENDPOINT_TYPES.values())],
+        }
+
     endpoint_type = fields.String(
         required=True,
         validate=validate.OneOf(tuple(ENDPOINT_TYPES)),
         metadata={"description": "domain, ip, file (a hash) or url"},
     )
-    endpoint_value = fields.String(required=True, metadata={"example": "google.com"})
+    endpoint_value = fields.String(
+        required=True,
+        metadata={
+            "description": "Of the kind endpoint_type names (format indicator-domain, indicator-ip, indicator-file: "
+            "a hash, indicator-url: a URL or a bare host)",
+        },
+    )
 
 
 class LookupHistoryArgsSchema(Schema):
-    type = fields.String(
-        validate=comma_list(IOC_TYPES), metadata={"description": f"One or more of {', '.join(IOC_TYPES)}"}
-    )
-    verdict = fields.String(
-        validate=comma_list(VERDICTS),
+    type = CommaList(IOC_TYPES, metadata={"description": f"One or more of {', '.join(IOC_TYPES)}"})
+    verdict = CommaList(
+        VERDICTS,
         metadata={"description": f"One or more of {', '.join(VERDICTS)}. {VERDICT_DESCRIPTION}"},
     )
-    status = fields.String(
-        validate=comma_list(LOOKUP_STATUSES),
+    status = CommaList(
+        LOOKUP_STATUSES,
         metadata={"description": f"One or more of {', '.join(LOOKUP_STATUSES)}"},
     )
     ioc = fields.String(
         validate=validate.Length(min=1, max=2048),
-        metadata={"description": "Only lookups of this indicator (normalised as a lookup would be)"},
+        metadata={
+            "description": "Only lookups of this indicator (normalised as a lookup would be)",
+            "format": INDICATOR_FORMAT,
+        },
     )
     date_from = DateOrDateTime(metadata={"description": "Looked up from (ISO 8601, UTC unless given)"})
     date_to = DateOrDateTime(metadata={"description": "Looked up until, inclusive; a bare date includes that day"})
-    sort_by = fields.String(
-        load_default="created_at",
+    sort_by = SortBy(
+        SORT_KEYS,
+        "created_at",
         metadata={
             "description": f"A key, or several with directions: score:desc,created_at:asc. Keys: "
             f"{', '.join(SORT_KEYS)}. Lookups without a score sort last either way."
@@ -137,8 +184,8 @@ class LookupHistoryArgsSchema(Schema):
 
 
 class BulkJobArgsSchema(Schema):
-    status = fields.String(
-        validate=comma_list(ITEM_STATUSES),
+    status = CommaList(
+        ITEM_STATUSES,
         metadata={"description": f"Only results in one or more of {', '.join(ITEM_STATUSES)}"},
     )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=SQL_INT_MAX))

@@ -2,18 +2,21 @@
 `sort_by`, pages, date ranges and comma lists in query strings, multipart upload bodies."""
 
 from .ids import parse_uuid
-from .openapi import multipart_file_body
+from .openapi import links, multipart_file_body
 from .pagination import PaginationSchema, page_of, pagination
-from .query import DateOrDateTime, check_history_args, comma_list, exclusive_end, split
+from .query import CommaList, DateOrDateTime, SortBy, check_history_args, comma_list, exclusive_end, split
 from .sorting import SortKey, parse_sort
 
 __all__ = [
+    "CommaList",
     "DateOrDateTime",
     "PaginationSchema",
+    "SortBy",
     "SortKey",
     "check_history_args",
     "comma_list",
     "exclusive_end",
+    "links",
     "multipart_file_body",
     "page_of",
     "pagination",

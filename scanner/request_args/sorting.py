@@ -25,3 +25,11 @@ def parse_sort(sort_by: str, allowed: Sequence[str], default_order: str = "desc"
             raise ValueError(f"Sort key {name!r} is given twice")
         keys.append(SortKey(name, (order or default_order) == "desc"))
     return tuple(keys)
+
+
+def sort_pattern(allowed: Sequence[str]) -> str:
+    """The `sort_by` values `parse_sort` reads, as a regular expression for the OpenAPI document:
+    keys from `allowed` with an optional direction, comma-separated, none twice (the lookahead)."""
+    names = "|".join(allowed)
+    key = rf"(?:{names})(?::(?:asc|desc))?"
+    return rf"^(?!.*\b({names})\b.*\b\1\b){key}(?:,{key})*$"

@@ -6,6 +6,8 @@ from flask_smorest import Blueprint
 from .. import audit
 from ..auth.access import current_user, login_required
 from ..extensions import db
+from ..files.routes import SCAN_OPERATIONS
+from ..request_args import links
 from . import services, uploads  # noqa: F401  uploads: the scan that follows every upload
 from .schemas import ScanRequestSchema, ScanStartedSchema, ScanStatusSchema
 from .tasks import enqueue_scan
@@ -28,6 +30,7 @@ class ScanFile(MethodView):
     decorators = [login_required]
 
     @blp.arguments(ScanRequestSchema, required=False)
+    @blp.doc(**links(202, "scan_id", "/scan_id", *SCAN_OPERATIONS))
     @blp.response(202, ScanStartedSchema)
     def post(self, args, file_id):
         """Scan a file with VirusTotal (hash lookup first, upload only when needed and allowed)"""
@@ -39,6 +42,7 @@ class RescanFile(MethodView):
     decorators = [login_required]
 
     @blp.arguments(ScanRequestSchema, required=False)
+    @blp.doc(**links(202, "scan_id", "/scan_id", *SCAN_OPERATIONS))
     @blp.response(202, ScanStartedSchema)
     def post(self, args, file_id):
         """Ask VirusTotal to analyse a file again"""

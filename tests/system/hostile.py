@@ -35,7 +35,10 @@ def _resolve(spec: dict, schema: dict) -> dict:
 
 
 def _string_properties(spec: dict, schema: dict) -> list[str]:
-    properties = _resolve(spec, schema).get("properties", {})
+    schema = _resolve(spec, schema)
+    properties = dict(schema.get("properties", {}))
+    for variant in schema.get("oneOf", []):  # a body documented as one of several shapes
+        properties |= _resolve(spec, variant).get("properties", {})
     return [name for name, prop in properties.items() if _resolve(spec, prop).get("type") in ("string", None)]
 
 

@@ -1,17 +1,11 @@
-"""The OpenAPI document is the contract: its error envelope and UUID ids, and schemathesis
-(every check, positive and negative data, with and without a token) against the app served on
-a loopback port, finding no failure."""
+"""The OpenAPI document is the contract: its error envelope, UUID ids, named routes and list
+parameters. schemathesis checks the rest against it (tests/system/test_contract_*.py)."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import threading
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.assertions import assert_error
 
@@ -21,21 +15,6 @@ HEALTH_REPORTS = {
     ("/api/health/ready", "503"): READINESS_REF,
     ("/api/providers/health", "503"): "#/components/schemas/Health",
 }
-# Business rules no JSON Schema can state, each tested on its own: password strength, an
-# indicator's grammar, a VirusTotal key VirusTotal accepts, a file that has content. Documented
-# as 400s with their reasons; schemathesis would count each as "valid data refused".
-SCHEMATHESIS_ARGS = [
-    "--checks=all",
-    "--exclude-checks=positive_data_acceptance",
-    # Logging out would revoke the token the run uses; readiness answers 503 without a worker by
-    # design (tests/system/test_health.py).
-    "--exclude-path=/api/auth/logout",
-    "--exclude-path=/api/health/ready",
-    "--seed=14",
-    "--workers=1",
-    "--generation-database=none",
-    "--no-color",
-]
 
 
 @pytest.fixture
@@ -96,46 +75,3 @@ def test_lists_refuse_unknown_query_parameters(client, user):
         error = assert_error(client.get(path, query_string={"colour": "red"}, headers=user.headers), 400)
         assert error["code"] == "VALIDATION_ERROR"
         assert error["details"]["query"] == {"colour": ["Unknown field."]}, path
-
-
-# Every phase and about 3,000 requests where CI runs the long proofs (PostgreSQL and Redis); a
-# quick pass otherwise, without the coverage phase's boundary cases.
-RUNS = {
-    "services": ["--max-examples=25"],
-    "embedded": ["--max-examples=8", "--phases=examples,fuzzing"],
-}
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:
-        pass
-
-
-@pytest.fixture
-def served(app, monkeypatch):
-    """The app on a free loopback port, its rate limits out of the way of a few thousand requests."""
-    from scanner.extensions import limiter
-
-    monkeypatch.setattr(limiter, "enabled", False)
-    monkeypatch.setitem(app.config, "AUTH_RATE_LIMIT", "100000 per minute")
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-
-
-def test_schemathesis_finds_no_failure(served, user, add_key, test_env, tmp_path):
-    add_key(user)
-    mode = RUNS["services" if test_env.get("REDIS_URL") else "embedded"]
-    command = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{served}/api/openapi.json"]
-    command += ["--header", user.headers["Authorization"].join(["Authorization: ", ""]), *SCHEMATHESIS_ARGS]
-    # In a folder of its own: schemathesis keeps a cache of what it found where it runs.
-    run = subprocess.run([*command, *mode], capture_output=True, text=True, timeout=900, cwd=tmp_path)
-
-    summary = run.stdout[-3000:]
-    assert run.returncode == 0, run.stdout[-20000:]
-    generated = int(re.search(r"(\d+) generated", summary).group(1))
-    assert generated >= 200, summary
-    assert "No issues found" in summary or " passed" in summary, summary

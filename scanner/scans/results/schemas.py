@@ -3,14 +3,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, fields, post_load, validate, validates_schema
 
 from ...db_types import SQL_INT_MAX
 from ...request_args import (
+    CommaList,
     DateOrDateTime,
     PaginationSchema,
+    SortBy,
     check_history_args,
-    comma_list,
     exclusive_end,
     parse_sort,
     split,
@@ -31,12 +32,12 @@ MAX_PER_PAGE = 100
 
 
 class ScanHistoryFilterSchema(Schema):
-    status = fields.String(
-        validate=comma_list(STATUSES),
+    status = CommaList(
+        STATUSES,
         metadata={"description": f"One or more (comma-separated) of {', '.join(STATUSES)}"},
     )
-    verdict = fields.String(
-        validate=comma_list(VERDICTS),
+    verdict = CommaList(
+        VERDICTS,
         metadata={"description": f"One or more (comma-separated) of {', '.join(VERDICTS)}. {VERDICT_DESCRIPTION}"},
     )
     detection_min = fields.Integer(
@@ -48,11 +49,9 @@ class ScanHistoryFilterSchema(Schema):
         metadata={"description": "At most this many engines detected it malicious"},
     )
     date_from = DateOrDateTime(
-        metadata={"description": "Scan date from (ISO 8601 date or date-time, UTC unless given)", "format": "date-time"}
+        metadata={"description": "Scan date from (ISO 8601 date or date-time, UTC unless given)"}
     )
-    date_to = DateOrDateTime(
-        metadata={"description": "Scan date to, inclusive; a bare date includes that whole day", "format": "date-time"}
-    )
+    date_to = DateOrDateTime(metadata={"description": "Scan date to, inclusive; a bare date includes that whole day"})
     filename = fields.String(
         validate=validate.Length(min=1, max=255), metadata={"description": "Part of the file name, any case"}
     )
@@ -60,8 +59,9 @@ class ScanHistoryFilterSchema(Schema):
         validate=validate.Regexp(r"^[0-9a-fA-F]{4,64}$", error="A hash prefix is 4 to 64 hexadecimal digits."),
         metadata={"description": "Start of the file's SHA-256, SHA-1 or MD5 (at least 4 hex digits)"},
     )
-    sort_by = fields.String(
-        load_default="scan_date",
+    sort_by = SortBy(
+        SORT_KEYS,
+        "scan_date",
         metadata={
             "description": f"A key, or several with directions: detection_ratio:desc,scan_date:asc. Keys: "
             f"{', '.join(SORT_KEYS)}. detection_ratio sorts by malicious count, then by engines that gave a "
@@ -76,9 +76,7 @@ class ScanHistoryFilterSchema(Schema):
 
     @validates_schema
     def _check_ranges(self, data: dict, **kwargs) -> None:
-        low, high = data.get("detection_min"), data.get("detection_max")
-        if low is not None and high is not None and low > high:
-            raise ValidationError("detection_min is greater than detection_max", "detection_min")
+        # detection_min above detection_max, like a date range that ends before it starts, selects nothing.
         check_history_args(data, SORT_KEYS)
 
     @post_load

@@ -162,6 +162,27 @@ def test_hash_prefix_matches_sha256_sha1_or_md5(client, db, user):
 
 
 @pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        # A range that ends before it starts is a filter no scan meets, as the OpenAPI document
+        # (which cannot relate two parameters) lets a client send.
+        ("detection_min=5&detection_max=2", False),
+        ("date_from=2024-03-02&date_to=2024-03-01", False),
+        # Any date-time RFC 3339 can write is read; past what the database holds, the bound is
+        # the nearest it can hold.
+        ("date_to=9999-12-31", True),
+        ("date_to=9999-12-31T23:00:00-02:00", True),
+        ("date_from=0001-01-01T00:00:00%2B14:00", True),
+    ],
+)
+def test_ranges_are_filters_not_errors(client, db, user, query, found):
+    scan = make_scan(user, malicious=3)
+    db.session.commit()
+
+    assert _ids(_history(client, user, query)) == ([str(scan.id)] if found else [])
+
+
+@pytest.mark.parametrize(
     ("query", "reason"),
     [
         ("per_page=101", "per_page"),
@@ -174,8 +195,6 @@ def test_hash_prefix_matches_sha256_sha1_or_md5(client, db, user):
         ("status=done", "status"),
         ("verdict=evil", "verdict"),
         ("detection_min=-1", "detection_min"),
-        ("detection_min=5&detection_max=2", "detection_min is greater than detection_max"),
-        ("date_from=2024-03-02&date_to=2024-03-01", "date_from is after date_to"),
         ("date_from=yesterday", "date_from"),
         ("hash=abc", "hex"),
         ("hash=zzzz1234", "hex"),
@@ -186,8 +205,6 @@ def test_hash_prefix_matches_sha256_sha1_or_md5(client, db, user):
         ("page=9223372036854775807", "page"),
         ("detection_min=99999999999999999999", "detection_min"),
         ("detection_max=9223372036854775808", "detection_max"),
-        ("date_to=9999-12-31", "date_to: Date out of range"),
-        ("date_from=0001-01-01T00:00:00%2B14:00", "date_from: Date out of range"),
     ],
 )
 def test_invalid_query_is_400_with_the_reason(client, user, query, reason):
