@@ -1,0 +1,2 @@
+"use strict";
+Scanner.ready(() => {});
