@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, url_for
 
+from ..audit.services import ACTIONS, OUTCOMES
 from ..auth.rules import PASSWORD_RULE
-from ..lookups.indicators import IOC_TYPES
-from ..lookups.models import LOOKUP_STATUSES
-from ..lookups.scoring import VERDICTS as LOOKUP_VERDICTS
 from ..scans.models import STATUSES
 from ..scans.results.report import VERDICTS
 from ..scans.results.services import SORT_KEYS
@@ -82,7 +80,7 @@ def history() -> str:
 
 @blp.get("/indicators")
 def indicators() -> str:
-    return _page("indicators", "Indicators", ioc_types=IOC_TYPES, verdicts=LOOKUP_VERDICTS, statuses=LOOKUP_STATUSES)
+    return _page("indicators", "Indicators")
 
 
 @blp.get("/keys")
@@ -92,4 +90,6 @@ def keys() -> str:
 
 @blp.get("/admin")
 def admin() -> str:
-    return _page("admin", "Admin")
+    return _page(
+        "admin", "Admin", actions=sorted({a.split(".")[0] for a in ACTIONS}) + list(ACTIONS), outcomes=OUTCOMES
+    )
