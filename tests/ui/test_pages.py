@@ -5,13 +5,22 @@ work with no way out to the internet). What the pages do is in tests/browser."""
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 
 from tests.assertions import assert_error
 
-PAGES = ["/signin", "/register", "/files", f"/scans/{uuid.uuid4()}", "/history", "/indicators", "/keys", "/admin"]
+# A fixed id: parallel workers must collect the same test names.
+PAGES = [
+    "/signin",
+    "/register",
+    "/files",
+    "/scans/3f1b0a52-8a4e-4c55-9d5e-2f0c7b1e6a10",
+    "/history",
+    "/indicators",
+    "/keys",
+    "/admin",
+]
 ASSET = re.compile(r'(?:src|href)="(/[^"]*)"')
 
 
