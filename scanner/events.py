@@ -29,7 +29,7 @@ from typing import TypeVar
 import redis
 from flask import current_app
 
-from .redis_backoff import Backoff, client
+from .redis_backoff import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
