@@ -110,8 +110,10 @@ def _register_blueprints(app: Flask) -> None:
     api.register_blueprint(providers_blp)
     api.register_blueprint(admin_blp)
     from .system.docs import blp as docs_blp
+    from .ui.routes import blp as ui_blp
 
     app.register_blueprint(docs_blp)
+    app.register_blueprint(ui_blp)
     from .lookups.bulk_routes import blp as bulk_blp
     from .lookups.report_routes import blp as reports_blp
     from .lookups.routes import blp as lookups_blp

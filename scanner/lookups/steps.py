@@ -19,6 +19,7 @@ from .. import work
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import NoActiveApiKey, QuotaExhausted
+from ..extensions import db
 from ..virustotal.quota import QuotaStoreUnavailable
 from . import answers, scoring
 from .indicators import Indicator
@@ -87,7 +88,10 @@ class IndicatorSteps:
 
 
 def _learnt_unknown(row: IndicatorWork) -> None:
+    # Saved before the submission that follows: the gateway refuses to call VirusTotal with a
+    # change pending, and a submission left waiting for quota must not look the URL up again.
     row.vt_lookup = "unknown"
+    db.session.commit()
 
 
 def _poll(row: IndicatorWork, user: User, ind: Indicator) -> float | None:

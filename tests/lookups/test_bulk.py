@@ -166,6 +166,22 @@ def test_job_results_page_export_and_owner_only(app, client, user, make_user, ad
     assert [j["id"] for j in listed["jobs"]] == [job_id]
 
 
+def test_a_url_virustotal_does_not_know_is_submitted_and_answered(client, user, add_key, vt_emulator, worker):
+    key = add_key(user)
+    job_id = submit(client, user, "https://www.example.org/login\nexample.com\n").json["job_id"]
+
+    job = wait_for_job(client, user, job_id)
+
+    results = {row["ioc"]: row for row in job["results"]}
+    url = results["https://www.example.org/login"]
+    assert (url["status"], url["ioc_type"], url["source"], url["error"]) == ("completed", "url", "virustotal", None)
+    assert url["verdict"] != "unknown"
+    assert job["completed_iocs"] == 2
+    # The lookup that found it unknown, the submission, then polls: the URL was submitted once.
+    assert [entry.endpoint for entry in vt_emulator.log if entry.endpoint.startswith("POST")] == ["POST /urls"]
+    assert vt_emulator.total(key["key_value"]) >= 3
+
+
 def test_cancel_keeps_answers_and_stops_the_rest(app, client, user, add_key, vt_emulator, scaled, start_worker):
     key = add_key(user, per_minute=2)
     known = {("domain", f"known{i}.example.org"): domain_report(f"known{i}.example.org") for i in range(5)}
