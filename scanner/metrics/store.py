@@ -37,7 +37,7 @@ def _field(name: str, labels: Labels) -> str:
 
 def _to_redis(counts: dict[tuple[str, Labels], int]) -> bool:
     def add(client) -> bool:
-        # MULTI/EXEC: all of the batch or none of it, so a failure never counts a part twice.
+        # MULTI/EXEC: all of the batch or none of it, so a batch Redis refused goes whole to the database.
         pipe = client.pipeline(transaction=True)
         for (name, labels), amount in counts.items():
             pipe.hincrby(_hash(), _field(name, labels), amount)
