@@ -276,6 +276,9 @@ class Config:
         self.PERF_SYSTEM_MEMORY_PERCENT = env_float("PERF_SYSTEM_MEMORY_PERCENT", 90.0)
         self.PERF_SYSTEM_CPU_PERCENT = env_float("PERF_SYSTEM_CPU_PERCENT", 90.0)
         self.PERF_PROCESS_RSS_BYTES = env_int("PERF_PROCESS_RSS_BYTES", 1024 * 1024 * 1024)
+        # Each process stores the counts of the shared Prometheus counters (scanner/metrics/) at most
+        # this often: one Redis round trip (or database upsert) per process and interval.
+        self.METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 1.0)
         # GET /metrics (Prometheus) answers a bearer token equal to METRICS_TOKEN, or these addresses.
         self.METRICS_TOKEN = env("METRICS_TOKEN")
         # "none": the token only (behind a proxy on the same machine every client looks like loopback).

@@ -6,8 +6,9 @@ prometheus-client's multiprocess files, which only add up the processes of one m
 reach a scrape. So these counters live in the store every process already shares: an increment is
 added up in the process's memory and, when its app context ends (a request or a task), the whole
 batch goes to the store in one round trip (`store.flush`): a Redis transaction of HINCRBYs, or,
-without Redis (embedded mode) or while it is down, one upsert in the database. A scrape reads the
-totals from both, so an outage loses no count.
+without Redis (embedded mode) or while it is down, one upsert in the database. At most one flush
+every METRICS_FLUSH_SECONDS per process: what is counted sooner goes with the next one, which a
+timer makes sure of. A scrape reads the totals from both stores, so an outage loses no count.
 
 They live here, below every feature, so that counting never makes a feature import the web side.
 """
@@ -44,9 +45,15 @@ def counters() -> list[SharedCounter]:
     return list(_counters.values())
 
 
+def has_pending() -> bool:
+    return bool(_pending)
+
+
 def take_pending() -> dict[tuple[str, Labels], int]:
     """This process's increments since the last flush; they are the caller's to store now."""
     global _pending
+    if not _pending:
+        return {}
     with _lock:
         taken, _pending = _pending, Counter()
     return dict(taken)

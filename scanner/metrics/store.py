@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import threading
+import time
 from collections import Counter
 
+from celery import signals
 from flask import Flask, appcontext_tearing_down, current_app
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..redis_backoff import Backoff
-from . import Labels, put_back, take_pending
+from . import Labels, has_pending, put_back, take_pending
 from .models import CounterTotal
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,7 @@ def _field(name: str, labels: Labels) -> str:
 
 def _to_redis(counts: dict[tuple[str, Labels], int]) -> bool:
     def add(client) -> bool:
-        # MULTI/EXEC: all of the batch or none of it, so a failure never counts a part twice.
+        # MULTI/EXEC: all of the batch or none of it, so a batch Redis refused goes whole to the database.
         pipe = client.pipeline(transaction=True)
         for (name, labels), amount in counts.items():
             pipe.hincrby(_hash(), _field(name, labels), amount)
@@ -82,12 +87,50 @@ def totals() -> Counter[tuple[str, Labels]]:
     return found
 
 
+class _Batches:
+    """When this process stores its counts: when an app context ends (a request, a task) and
+    METRICS_FLUSH_SECONDS have passed since the last flush; otherwise a timer does it once they
+    have, so an idle process leaves nothing behind for long. And once more as the process ends."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app, self.interval = app, app.config["METRICS_FLUSH_SECONDS"]
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a timer does not survive a fork
+
+    def _reset(self) -> None:
+        self.last, self.timer, self.lock = 0.0, None, threading.Lock()
+
+    def at_teardown(self, sender: Flask, **kwargs: object) -> None:
+        if not has_pending():
+            return
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            flush()
+            return
+        with self.lock:
+            if self.timer is None:
+                self.timer = threading.Timer(self.interval - (now - self.last), self._due)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _due(self) -> None:
+        with self.lock:
+            self.timer = None
+        with self.app.app_context():
+            pass  # its end flushes
+
+    def final(self, **kwargs: object) -> None:
+        if has_pending():
+            with self.app.app_context():
+                flush()
+
+
 def init_shared_counters(app: Flask) -> None:
-    """Flush when an app context ends: after each request and each Celery task (a task runs in one).
-    On the signal, not a teardown function: it comes after Flask-SQLAlchemy has closed the session,
-    so on SQLite no write lock of the request's is held while the counts are written."""
-
-    def flush_at_teardown(sender: Flask, **kwargs: object) -> None:
-        flush()
-
-    appcontext_tearing_down.connect(flush_at_teardown, app, weak=False)
+    """On the signal, not a teardown function: it comes after Flask-SQLAlchemy has closed the
+    session, so on SQLite no write lock of the request's is held while the counts are written."""
+    batches = _Batches(app)
+    appcontext_tearing_down.connect(batches.at_teardown, app, weak=False)
+    atexit.register(batches.final)
+    # A Celery pool process ends with os._exit, past atexit.
+    signals.worker_process_shutdown.connect(batches.final, weak=False)

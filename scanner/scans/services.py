@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from .. import logs
 from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
@@ -41,6 +42,7 @@ def start_scan(
         stage="queued",
         never_upload=file.never_upload if never_upload is None else never_upload,
         next_check_at=utcnow(),
+        request_id=logs.context().get("request_id"),
     )
     db.session.add(scan)
     db.session.flush()

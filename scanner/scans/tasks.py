@@ -6,10 +6,12 @@ import logging
 import uuid
 
 from celery import shared_task
+from sqlalchemy import select
 
-from .. import work
+from .. import logs, work
 from ..extensions import db
 from . import pipeline
+from .models import Scan
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +19,19 @@ log = logging.getLogger(__name__)
 @shared_task(name="scanner.scans.tasks.run_scan", acks_late=True, reject_on_worker_lost=True)
 def run_scan(scan_id: str) -> None:
     """Take the scan's next step, then schedule the one after (a poll, a quota wait, a retry)."""
+    _trace(uuid.UUID(scan_id))
     delay = pipeline.advance(uuid.UUID(scan_id))
     for waiter in db.session.info.pop("wake_ids", set()):
         work.enqueue(run_scan, waiter)
     work.enqueue(run_scan, scan_id, delay)
+
+
+def _trace(scan_id: uuid.UUID) -> None:
+    """The task's lines, and the message of the step after, carry the id of the request that
+    started the scan, from its row: a message the sweep queued has none, and one a scan sharing
+    the file woke carries the id of that other scan's request. Not undone here: the end of the
+    task resets its log context (scanner/logs.py), after Celery's own line about it."""
+    logs.bind(request_id=db.session.scalar(select(Scan.request_id).where(Scan.id == scan_id)))
 
 
 @shared_task(name="scanner.scans.tasks.sweep_scans", acks_late=True)

@@ -26,7 +26,8 @@ from flask_limiter.util import get_remote_address
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..db_types import utcnow
 from ..errors import Forbidden
@@ -125,14 +126,31 @@ def _quota_remaining() -> GaugeMetricFamily | None:
 
 
 def _queue_depth() -> int | None:
-    broker = str(current_app.extensions["celery"].conf.broker_url)
-    if not broker.startswith(("redis://", "rediss://")):
-        return None
+    """Tasks waiting in the default queue: a Redis list, or the SQL broker's visible rows (embedded mode)."""
+    conf = current_app.extensions["celery"].conf
+    broker, queue = str(conf.broker_url), conf.task_default_queue
     try:
-        return int(redis_client(broker, socket_timeout=1, socket_connect_timeout=1).llen("celery"))
-    except redis.RedisError:
+        if broker.startswith(("redis://", "rediss://")):
+            return int(redis_client(broker, socket_timeout=1, socket_connect_timeout=1).llen(queue))
+        if broker.startswith("sqla+"):
+            with _broker_engine(broker.removeprefix("sqla+")).connect() as conn:
+                return int(conn.execute(_SQL_QUEUE_DEPTH, {"queue": queue}).scalar_one())
+    except (redis.RedisError, SQLAlchemyError):  # no broker, or no queue yet: the rest still answers
         log.warning("metrics: could not read the queue depth", exc_info=True)
-        return None
+    return None
+
+
+# kombu's SQL transport hides a message it delivers (visible = false) until it is acknowledged.
+_SQL_QUEUE_DEPTH = text(
+    "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id WHERE q.name = :queue AND m.visible"
+)
+_broker_engines: dict[str, Engine] = {}
+
+
+def _broker_engine(url: str) -> Engine:
+    if url not in _broker_engines:
+        _broker_engines[url] = create_engine(url)
+    return _broker_engines[url]
 
 
 def _allowed() -> bool:

@@ -67,3 +67,23 @@ def test_the_worker_logs_virustotal_failures_with_the_scan_and_the_uploads_reque
     assert any(line.get("request_id") == "upload-trace-17" and "succeeded" in line["message"] for line in lines)
     for secret in (key["key_value"], user.password, user.access_token, user.refresh_token):
         assert secret not in text
+
+
+def test_a_scan_the_sweep_queued_again_keeps_the_uploads_request_id(app, client, user, add_key, start_worker):
+    add_key(user)
+    content = ("lost.bin", b"its message is lost\n", "application/octet-stream")
+    body, content_type = encode_multipart_formdata({"file": content})
+    headers = {**user.headers, "X-Request-ID": "lost-message-17"}
+    uploaded = client.post("/api/files/upload", data=body, headers=headers, content_type=content_type).json
+    scan_id = uploaded["scan"]["scan_id"]
+    # The message is lost before any worker takes it (a broker restart): only beat's sweep finds the scan.
+    app.extensions["celery"].control.purge()
+    sweeping = {"SCAN_STUCK_GRACE_SECONDS": "0.5", "SCAN_SWEEP_SECONDS": "0.5"}
+    worker = start_worker(beat=True, LOG_FORMAT="json", LOG_LEVEL="INFO", **sweeping)
+    assert wait_for_scan(client, user, scan_id)["status"] == "completed"
+
+    worker.stop()
+    lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    about_scan = [line for line in lines if line.get("scan_id") == scan_id]
+    assert any(line["message"].startswith(f"scan {scan_id} completed") for line in about_scan)
+    assert {line.get("request_id") for line in about_scan} == {"lost-message-17"}

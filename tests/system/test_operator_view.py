@@ -57,7 +57,9 @@ def test_a_visit_as_the_operator_sees_it(app, vt_emulator, start_web, start_work
     # A two-second quota "minute" for every process and a key allowed two requests in it: the scan
     # (hash lookup, upload, poll) must wait for quota at least once. The emulator's budget is wide.
     quick_quota = {"VT_QUOTA_MINUTE_SECONDS": "2", "VT_QUOTA_MARGIN_SECONDS": "0.2"}
-    logs = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+    # Counts stored at most once a second per process, as deployed: the worker's last ones after it
+    # fell idle go by its timer.
+    logs = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "METRICS_FLUSH_SECONDS": "1"}
     vt_emulator.configure(queued_seconds=0, progress_seconds=0)
     server = start_web(**logs, **quick_quota)
     worker = start_worker(**logs, **quick_quota, INSTANCE_DIR=str(tmp_path / "worker"), BLOB_DIR=app.config["BLOB_DIR"])
@@ -66,7 +68,14 @@ def test_a_visit_as_the_operator_sees_it(app, vt_emulator, start_web, start_work
     before = requests.get(f"{server.url}/metrics", timeout=10).text
     # The key is checked on its way in; the worker's first call after that finds VirusTotal down.
     visit = _visit(server.url, key_value, before_upload=lambda: vt_emulator.set_faults(transient_next=1))
-    scraped = requests.get(f"{server.url}/metrics", timeout=10).text
+    deadline = time.monotonic() + 15
+    while True:
+        scraped = requests.get(f"{server.url}/metrics", timeout=10).text
+        polls = sample(scraped, "scanner_virustotal_requests_total", endpoint="GET /analyses", outcome="ok")
+        if polls > sample(before, "scanner_virustotal_requests_total", endpoint="GET /analyses", outcome="ok"):
+            break
+        assert time.monotonic() < deadline, "the worker's last counts never reached /metrics"
+        time.sleep(0.2)
     worker.stop()
 
     def moved(name: str, **labels: str) -> float:

@@ -117,3 +117,30 @@ def test_shared_counters_are_kept_through_a_redis_outage(app, client, private_re
 
     private_redis.start()
     assert sample(scrape(client), "scanner_cache_requests_total", **hits) == before + 5
+
+
+def test_queue_depth_and_open_streams_move(user, add_key, start_web):
+    import time
+
+    import requests
+
+    from tests.lookups.helpers import first_event, stream, submit_bulk
+
+    add_key(user)
+    server = start_web(STREAM_HEARTBEAT_SECONDS="0.2")
+
+    def scraped(name: str) -> float:
+        return sample(requests.get(f"{server.url}/metrics", timeout=10).text, name)
+
+    waiting = scraped("scanner_queue_depth")
+    # No worker runs: the job's task waits in the queue and its stream stays open.
+    job = submit_bulk(server, user, "queued.example.com")
+    assert scraped("scanner_queue_depth") == waiting + 1
+    opened = stream(server, f"/api/stream/bulk/{job['job_id']}", user)
+    assert first_event(opened).event == "progress"
+    assert scraped("scanner_open_streams") == 1
+    opened.close()
+    deadline = time.monotonic() + 30
+    while scraped("scanner_open_streams") != 0:
+        assert time.monotonic() < deadline, "the closed stream kept its place"
+        time.sleep(0.2)

@@ -1,4 +1,5 @@
-"""counter totals: the shared Prometheus counters where Redis is not there
+"""counter totals (the shared Prometheus counters where Redis is not there) and the request id of
+each scan
 
 Revision ID: 9d4b2f61c3e7
 Revises: 7c1e5d2a9b40
@@ -23,7 +24,11 @@ def upgrade():
     sa.Column('value', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('name', 'labels', name=op.f('pk_counter_totals'))
     )
+    with op.batch_alter_table('scans', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('request_id', sa.String(length=64), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('scans', schema=None) as batch_op:
+        batch_op.drop_column('request_id')
     op.drop_table('counter_totals')
