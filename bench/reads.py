@@ -3,7 +3,8 @@ gunicorn settings (issue 18, target 1).
 
 Starts the Procfile's web process (gunicorn with gunicorn.conf.py; the worker finishes the one scan
 the status read asks about) on PostgreSQL + Redis, with the VirusTotal emulator as VirusTotal, and
-beside it a bare Flask app (bench/apps/bare_flask.py) under the same gunicorn settings. Then `wrk`
+beside it a bare Flask app (bench/apps/bare_flask.py) under the same gunicorn settings, all with
+the one process launcher (scripts/processes.py). Then `wrk`
 drives each for a few seconds, in interleaved rounds, and the medians are compared:
 
 - `GET /api/scan/{id}/status` (target >= 0.5 of bare Flask)
@@ -42,7 +43,7 @@ from cryptography.fernet import Fernet
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scripts"))
 
-from stack import BIN, Stack, free_port, wait_until  # noqa: E402
+from processes import Processes, free_port, wait_until  # noqa: E402
 
 ROOT = Path(os.environ.get("BENCH_ROOT") or HERE.parent).resolve()
 PASSWORD = "Correct-Horse-42-reads"
@@ -181,33 +182,35 @@ def run(seconds: float = 5, rounds: int = 3) -> list[dict]:
         "SCAN_POLL_INTERVALS": "0.2",
         "BROKER_POLL_SECONDS": "0.1",
     }
-    emulator = [
-        "--key",
-        f"{EMULATOR_KEY}:1000000:100000000",
-        "--queued-seconds",
-        "0",
-        "--progress-seconds",
-        "0",
-        "--quiet",
-    ]
-    bare_port = free_port()
-    with (
-        open(workdir / "bench.log", "w") as log,
-        Stack(workdir, log, web_port=free_port(), vt_port=free_port(), emulator_args=emulator, env=env, root=ROOT,
-              processes=("web", "worker")) as stack,
-    ):  # fmt: skip
-        gunicorn = [str(BIN / "gunicorn"), "bench.apps.bare_flask:app", "--config", "gunicorn.conf.py"]
-        stack.spawn([*gunicorn, "--bind", f"127.0.0.1:{bare_port}"], env={"PYTHONPATH": str(HERE.parent)})
-        bare = f"http://127.0.0.1:{bare_port}/status"
-        wait_until(lambda: requests.get(bare, timeout=2).ok, "bare Flask")
-        headers, scan_id = _prepare(stack.api)
-        targets = {
-            "bare": (bare, {}, None),
-            "status": (f"{stack.api}/scan/{scan_id}/status", headers, None),
-            "history": (f"{stack.api}/scan/results", headers, None),
-            "check_ioc": (f"{stack.api}/check_ioc", headers, _post_script(workdir, '{"ioc": "example.com"}')),
-        }
-        runs = _measure(targets, seconds, rounds)
+    emulator = ["--key", f"{EMULATOR_KEY}:1000000:100000000", "--queued-seconds", "0", "--progress-seconds", "0"]
+    web_port, vt_port, bare_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "INSTANCE_DIR": str(workdir), "PORT": str(web_port), **env}
+    env["VT_API_URL"] = f"http://127.0.0.1:{vt_port}/api/v3"
+    with open(workdir / "bench.log", "w") as log:
+        service = Processes(env, log, root=ROOT)
+        env["PATH"] = f"{service.bin}{os.pathsep}{os.environ.get('PATH', '')}"  # the Procfile names gunicorn bare
+        bare = Processes(env, log)  # this checkout's bare app, under the same settings
+        try:
+            service.emulator("--port", str(vt_port), "--quiet", *emulator)
+            service.migrate()
+            service.procfile("web", "worker")
+            bare_args = [str(bare.bin / "gunicorn"), "bench.apps.bare_flask:app", "--config", "gunicorn.conf.py"]
+            bare.start("bare", [*bare_args, "--bind", f"127.0.0.1:{bare_port}"])
+            api = f"http://127.0.0.1:{web_port}/api"
+            bare_url = f"http://127.0.0.1:{bare_port}/status"
+            wait_until(lambda: requests.get(f"{api}/health/ready", timeout=5).ok, "the service", 120)
+            wait_until(lambda: requests.get(bare_url, timeout=2).ok, "bare Flask")
+            headers, scan_id = _prepare(api)
+            targets = {
+                "bare": (bare_url, {}, None),
+                "status": (f"{api}/scan/{scan_id}/status", headers, None),
+                "history": (f"{api}/scan/results", headers, None),
+                "check_ioc": (f"{api}/check_ioc", headers, _post_script(workdir, '{"ioc": "example.com"}')),
+            }
+            runs = _measure(targets, seconds, rounds)
+        finally:
+            bare.stop()
+            service.stop()
     shutil.rmtree(workdir, ignore_errors=True)
     return _rows(runs)
 
