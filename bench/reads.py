@@ -18,7 +18,9 @@ Rate limiting stays on (with a budget no run can spend), as do authentication an
 
 BENCH_ROOT measures another checkout's code with this script (its Procfile, its app). The
 database's tables are created by the migrations and left in place; each run signs up a user of
-its own. Needs wrk (apt-get install wrk). Not run by the test suite.
+its own. The Redis database is flushed first (it is the broker too: a queue left by another run
+would hold up the one scan): point BENCH_REDIS_URL at a scratch one. Needs wrk (apt-get install
+wrk). Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import requests
 from cryptography.fernet import Fernet
 
@@ -169,6 +172,7 @@ def run(seconds: float = 5, rounds: int = 3) -> list[dict]:
     redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL")
     if not (database and redis_url):
         raise SystemExit("bench/reads.py measures PostgreSQL + Redis: set BENCH_DATABASE_URL and BENCH_REDIS_URL")
+    redis.Redis.from_url(redis_url).flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="bench-reads-"))
     env = {
         "DATABASE_URL": database,

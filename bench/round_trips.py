@@ -81,11 +81,12 @@ def _emulator() -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def _app(vt_url: str):
+def _app(vt_url: str, database: str, redis_url: str):
     os.environ.update(
         INSTANCE_DIR=tempfile.mkdtemp(prefix="bench-trips-"),
-        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or os.environ["DATABASE_URL"],
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"],
+        DATABASE_URL=database,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL="memory://",  # the upload's scan is queued and left: no worker runs here
         SECRET_KEY=secrets.token_urlsafe(48),
         ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         VT_API_URL=vt_url,
@@ -132,9 +133,13 @@ def _count(app) -> dict[str, Counter]:
 
 
 def run() -> list[dict]:
+    database = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not (database and redis_url):
+        raise SystemExit("bench/round_trips.py counts PostgreSQL + Redis: set BENCH_DATABASE_URL and BENCH_REDIS_URL")
     proc, vt_url = _emulator()
     try:
-        app = _app(vt_url)
+        app = _app(vt_url, database, redis_url)
         warm = _count(app)
         cold = None
         if "AUTH_CACHE_SECONDS" in app.config:

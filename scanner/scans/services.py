@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from ..api_keys import selection
 from ..auth.models import User
@@ -12,23 +11,6 @@ from ..extensions import db
 from ..files.models import File
 from ..request_args import parse_uuid
 from .models import Scan
-
-# The columns a status read shows (ScanStatusSchema), and the owner's id for the cache's decision.
-STATUS_FIELDS = (
-    "id",
-    "user_id",
-    "file_id",
-    "kind",
-    "status",
-    "stage",
-    "detection_ratio",
-    "scan_date",
-    "attempts",
-    "next_check_at",
-    "error",
-    "created_at",
-    "completed_at",
-)
 
 
 def get_file_for(user: User, file_id: str) -> File:
@@ -42,28 +24,6 @@ def get_scan_for(user: User, scan_id: str) -> Scan:
     from ..auth.access import owned_or_404
 
     return owned_or_404(db.session.get(Scan, parse_uuid(scan_id, "scan ID")), user, "Scan not found")
-
-
-def scan_status_for(user: User, scan_id: str) -> dict[str, Any]:
-    """What GET /api/scan/{id}/status shows. A finished scan of the user's own no longer changes,
-    so it is kept in the results cache (retired, like every cached read of the user's scans, by
-    any change to them); an unfinished one is read from the database each time."""
-    from .results.cache import cached_read
-    from .results.report import FINISHED
-
-    sid = parse_uuid(scan_id, "scan ID")
-
-    def read() -> dict[str, Any]:
-        scan = get_scan_for(user, str(sid))
-        return {name: getattr(scan, name) for name in STATUS_FIELDS}
-
-    return cached_read(
-        user.id,
-        "status",
-        {"scan": str(sid)},
-        read,
-        keep=lambda status: status["user_id"] == user.id and status["status"] in FINISHED,
-    )
 
 
 def start_scan(
