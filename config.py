@@ -135,16 +135,15 @@ class Config:
         self.RATE_LIMIT_PER_HOUR = env_int("RATE_LIMIT_PER_HOUR", 1000)
         # Uploads (files and bulk lists) on top of that budget, per client.
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10 per minute;100 per hour")
-        # Flask-Limiter's own headers name one limit only and send Retry-After on every response.
-        self.RATELIMIT_HEADERS_ENABLED = False
-        # Every limit of a request is counted, so a 429 still reports the minute and the hour.
-        self.RATELIMIT_FAIL_ON_FIRST_BREACH = False
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
-        # A rate-limit store that is down must not fail requests (lookups answer from the database
-        # without Redis): limits go on counting in this process's memory until the store is back,
-        # and an error that still slips through (two threads noticing at once) is logged, not raised.
-        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        self.RATELIMIT_SWALLOW_ERRORS = True
+        # Each web process remembers for this long that a token was not revoked and what its user
+        # row held (scanner/auth/token_cache.py): a token revoked by another process is refused
+        # within this delay, one revoked by this process at once. 0 checks on every request.
+        self.AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", 2.0)
+        self.AUTH_CACHE_MAX_ENTRIES = env_int("AUTH_CACHE_MAX_ENTRIES", 10_000)
+        # Request counts for /api/providers/metrics are added up in each web process and written
+        # at most this often (scanner/providers/metrics.py); 0 writes on every request.
+        self.METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 1.0)
 
         self.BLOB_DIR = env("BLOB_DIR", str(instance / "blobs"))
         # s3://bucket/prefix: blobs in an S3-compatible bucket that web and workers on different

@@ -16,7 +16,6 @@ from config import Config, load_config
 from .errors import register_error_handlers, register_jwt_handlers
 from .extensions import api, cache, db, jwt, limiter, migrate
 from .logs import configure_logging, connect_celery_logging
-from .rate_limits import init_rate_limit_headers
 from .request_args.ids import ID_PARAMETER_SCHEMA, IdConverter
 from .request_args.openapi import ErrorResponsesPlugin
 from .request_parser import RequestParser
@@ -49,8 +48,11 @@ def create_app(config: str | Config | None = None) -> Flask:
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     jwt.init_app(app)
     register_jwt_handlers(jwt)
+    from .auth.access import init_authentication
+
+    # The token is checked once, before the limiter, which counts a signed-in caller per account.
+    init_authentication(app)
     limiter.init_app(app)
-    init_rate_limit_headers(app, limiter)
     cache.init_app(app)
     # The plugin documents our error envelope and the request parser's refusals on every operation.
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})

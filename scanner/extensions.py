@@ -5,13 +5,12 @@ from __future__ import annotations
 from flask import current_app
 from flask_caching import Cache
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
 from .errors import ScannerApi
-from .rate_limits import limit_breached, rate_limit_key, shared_budget
+from .rate_limits import RateLimiter
 
 # Named constraints so Alembic can alter them on every database, SQLite included.
 metadata = MetaData(
@@ -29,9 +28,7 @@ db = SQLAlchemy(metadata=metadata)
 api = ScannerApi()
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=rate_limit_key, application_limits=[shared_budget], on_breach=limit_breached)
+limiter = RateLimiter()
 cache = Cache()
 # Uploads (files and bulk lists) spend a stricter budget of their own too, per client.
-upload_limit = limiter.shared_limit(
-    lambda: current_app.config["UPLOAD_RATE_LIMIT"], scope="uploads", methods=["POST"], override_defaults=False
-)
+upload_limit = limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], scope="uploads", methods=["POST"])

@@ -23,11 +23,8 @@ from .schemas import (
 blp = Blueprint("api_keys", __name__, url_prefix="/api/keys", description="VirusTotal API keys")
 
 # Each check of a key value is a request to VirusTotal; a caller cannot turn us into a key tester.
-key_checks = limiter.shared_limit(
-    lambda: current_app.config["KEY_CHECK_RATE_LIMIT"],
-    scope="api-key-checks",
-    methods=["POST", "PUT"],
-    override_defaults=False,
+key_checks = limiter.limit(
+    lambda: current_app.config["KEY_CHECK_RATE_LIMIT"], scope="api-key-checks", methods=["POST", "PUT"]
 )
 
 

@@ -12,7 +12,8 @@ Four counters, each in a window that begins with its first count:
 - **address, across accounts**: past `LOGIN_MAX_FAILURES_PER_IP` failures (password spraying,
   credential stuffing) that address may only sign in to accounts that have signed in from it
   before (`KNOWN_ADDRESS_DAYS`): an office's analysts keep working while its address is noisy.
-- **attempts per address**: `AUTH_RATE_LIMIT` sign-in attempts, right or wrong.
+- **attempts per address**: `AUTH_RATE_LIMIT` sign-in attempts, right or wrong, in each of its
+  windows; the rate-limit headers of the sign-in routes report them (scanner/rate_limits.py).
 
 An attempt reserves its counts before the password is checked (one atomic upsert each), so
 parallel guesses cannot slip past a threshold between a check and an update; a success gives
@@ -28,20 +29,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from limits import parse as parse_limit
-from sqlalchemy import Connection, case, delete, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from limits import parse_many
+from sqlalchemy import Connection
 
-from ..db_types import UTCDateTime, utcnow
+from .. import db_counters, rate_limits
 from ..errors import RateLimited
 from ..extensions import db
-from .models import LoginFailure
 from .rules import username_key
 
 log = logging.getLogger(__name__)
 
 KNOWN_ADDRESS_DAYS = 30
-_TABLE = LoginFailure.__table__
 
 
 @dataclass(frozen=True)
@@ -79,32 +77,47 @@ def begin(address: str, username: str) -> Attempt:
     return attempt
 
 
-def _reserve(conn: Connection, attempt: Attempt, window: timedelta, cfg) -> RateLimited | None:
-    rate = parse_limit(cfg["AUTH_RATE_LIMIT"])
-    count, left = _hit(conn, f"rate:{attempt.address.removeprefix('ip:')}", timedelta(seconds=rate.get_expiry()))
-    if count > rate.amount:
-        return _refused("Too many sign-in attempts from your address", left, "RATE_LIMIT_EXCEEDED")
+def _attempt_rate(conn: Connection, attempt: Attempt, cfg) -> RateLimited | None:
+    """Count the attempt in each window of AUTH_RATE_LIMIT, and tell the rate-limit headers."""
+    waits = []
+    for rate in parse_many(cfg["AUTH_RATE_LIMIT"]):
+        seconds = rate.get_expiry()
+        count, left = db_counters.hit(
+            conn, f"rate:{seconds}:{attempt.address.removeprefix('ip:')}", timedelta(seconds=seconds)
+        )
+        rate_limits.report(rate.amount, seconds, count, left)
+        if count > rate.amount:
+            waits.append(left)
+    if waits:
+        return _refused("Too many sign-in attempts from your address", max(waits), "RATE_LIMIT_EXCEEDED")
+    return None
 
-    pair_count, left = _hit(conn, attempt.pair, window)
+
+def _reserve(conn: Connection, attempt: Attempt, window: timedelta, cfg) -> RateLimited | None:
+    refused = _attempt_rate(conn, attempt, cfg)
+    if refused is not None:
+        return refused
+
+    pair_count, left = db_counters.hit(conn, attempt.pair, window)
     if pair_count > cfg["LOGIN_MAX_FAILURES"]:
         return _refused("Too many failed sign-ins to this account from your address; wait before trying again", left)
 
-    delay_left = _seconds_left(conn, f"delay:{attempt.account}")
+    delay_left = db_counters.seconds_left(conn, f"delay:{attempt.account}")
     if pair_count > 1 and delay_left > 0:
-        _give_back(conn, attempt.pair)
+        db_counters.give_back(conn, attempt.pair)
         return _refused("This account is receiving many failed sign-ins; wait before trying again", delay_left)
 
-    address_count, left = _hit(conn, attempt.address, window)
-    if address_count > cfg["LOGIN_MAX_FAILURES_PER_IP"] and _seconds_left(conn, attempt.known) <= 0:
-        _give_back(conn, attempt.pair)
-        _give_back(conn, attempt.address)
+    address_count, left = db_counters.hit(conn, attempt.address, window)
+    if address_count > cfg["LOGIN_MAX_FAILURES_PER_IP"] and db_counters.seconds_left(conn, attempt.known) <= 0:
+        db_counters.give_back(conn, attempt.pair)
+        db_counters.give_back(conn, attempt.address)
         return _refused("Too many failed sign-ins from your address; wait before trying again", left)
 
-    account_count, _ = _hit(conn, attempt.account, window)
+    account_count, _ = db_counters.hit(conn, attempt.account, window)
     over = account_count - cfg["LOGIN_ACCOUNT_MAX_FAILURES"]
     if over > 0:
         delay = min(cfg["LOGIN_ACCOUNT_DELAY_SECONDS"] * 2 ** min(over - 1, 32), window.total_seconds())
-        _set(conn, f"delay:{attempt.account}", timedelta(seconds=delay))
+        db_counters.set_for(conn, f"delay:{attempt.account}", timedelta(seconds=delay))
     return None
 
 
@@ -113,55 +126,12 @@ def succeeded(attempt: Attempt) -> None:
     reserved on the account and the address are given back, and the address is remembered as
     one this account signs in from."""
     with db.engine.begin() as conn:
-        conn.execute(delete(LoginFailure).where(LoginFailure.key == attempt.pair))
-        _give_back(conn, attempt.account)
-        _give_back(conn, attempt.address)
-        _set(conn, attempt.known, timedelta(days=KNOWN_ADDRESS_DAYS))
-
-
-def _upsert(conn: Connection, key: str, values: dict, on_conflict: dict) -> tuple[int, float]:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(_TABLE)
-        .values(key=key, **values)
-        .on_conflict_do_update(index_elements=[_TABLE.c.key], set_=on_conflict)
-        .returning(_TABLE.c.count, _TABLE.c.expires_at)
-    )
-    count, expires_at = conn.execute(statement).one()
-    return count, (expires_at - utcnow()).total_seconds()
-
-
-def _hit(conn: Connection, key: str, window: timedelta) -> tuple[int, float]:
-    """Count one; returns the count in the current window and the seconds the window has left."""
-    now = utcnow()
-    fresh_until = now + window
-    window_over = _TABLE.c.expires_at <= now
-    return _upsert(
-        conn,
-        key,
-        {"count": 1, "expires_at": fresh_until},
-        {
-            "count": case((window_over, 1), else_=_TABLE.c.count + 1),
-            "expires_at": case((window_over, literal(fresh_until, UTCDateTime())), else_=_TABLE.c.expires_at),
-        },
-    )
-
-
-def _set(conn: Connection, key: str, lasting: timedelta) -> None:
-    until = utcnow() + lasting
-    _upsert(conn, key, {"count": 1, "expires_at": until}, {"count": 1, "expires_at": until})
-
-
-def _seconds_left(conn: Connection, key: str) -> float:
-    expires_at = conn.execute(select(_TABLE.c.expires_at).where(_TABLE.c.key == key)).scalar_one_or_none()
-    return 0.0 if expires_at is None else (expires_at - utcnow()).total_seconds()
-
-
-def _give_back(conn: Connection, key: str) -> None:
-    conn.execute(update(LoginFailure).where(LoginFailure.key == key).values(count=LoginFailure.count - 1))
-    conn.execute(delete(LoginFailure).where(LoginFailure.key == key, LoginFailure.count <= 0))
+        db_counters.forget(conn, attempt.pair)
+        db_counters.give_back(conn, attempt.account)
+        db_counters.give_back(conn, attempt.address)
+        db_counters.set_for(conn, attempt.known, timedelta(days=KNOWN_ADDRESS_DAYS))
 
 
 def purge_expired() -> int:
     """Forget windows that are over. Part of the caller's transaction, unlike the counting above."""
-    return db.session.execute(delete(LoginFailure).where(LoginFailure.expires_at <= utcnow())).rowcount
+    return db_counters.purge_expired(db.session)

@@ -5,7 +5,8 @@ per ended session (logout, refresh-token reuse, password change). Redis, when co
 copy of each revocation that lives exactly as long as the token or session could, so a replayed
 revoked token is refused without touching the database. A Redis miss is never trusted on its own:
 the database answers it and a revocation found there is copied back, so a flushed or restarted
-Redis forgets nothing and a Redis outage only costs speed.
+Redis forgets nothing and a Redis outage only costs speed. Each web process also remembers its answers for a moment
+(scanner/auth/token_cache.py), and hears at once of the revocations it commits itself.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import contextlib
 import uuid
 from datetime import UTC, datetime
 
-from flask import has_request_context, request
 from sqlalchemy import and_, event, select, update
 from sqlalchemy.orm import Session
 
 from ..db_types import utcnow
 from ..extensions import db
-from . import redis_store
+from . import redis_store, token_cache
 from .models import RefreshToken, RevokedToken, TokenFamily, User
 
 _PENDING = "auth_revocations_for_redis"
-_MEMO = "scanner.auth.revocation_checks"
 
 
 def _uuid_claim(payload: dict, name: str) -> uuid.UUID | None:
@@ -47,18 +46,20 @@ def is_revoked(payload: dict, *, fresh: bool = False) -> bool:
 
     A refresh token is judged by its session only: a refresh token that was already rotated must
     reach the refresh endpoint, which treats its reuse as theft and ends the whole session.
-    `fresh` asks again rather than trusting this request's earlier answer (a long-lived stream).
+    `fresh` asks Redis and the database again rather than trusting this process's memory of an
+    earlier answer (a long-lived stream rechecking its token).
     """
     family = _family_id(payload)
     if family is None or _user_id(payload) is None:  # a token that cannot be revoked is not honoured
         return True
-    if fresh:
-        return _check(payload, family)
-    # The limiter and the view both verify the token of one request; answer once.
-    memo = request.environ.setdefault(_MEMO, {}) if has_request_context() else {}
-    if payload["jti"] not in memo:
-        memo[payload["jti"]] = _check(payload, family)
-    return memo[payload["jti"]]
+    if token_cache.revoked_here(payload):
+        return True
+    if not fresh and token_cache.known_good(payload):
+        return False
+    revoked = _check(payload, family)
+    if not revoked:
+        token_cache.remember_good(payload)
+    return revoked
 
 
 def _check(payload: dict, family: uuid.UUID) -> bool:
@@ -87,31 +88,34 @@ def _check(payload: dict, family: uuid.UUID) -> bool:
         return True
     revoked = False
     if family_revoked_at is not None:
-        _copy_to_redis(redis_store.key("family", str(family)), family_expires_at)
+        _known_revoked("family", str(family), family_expires_at)
         revoked = True
     if revoked_jti and revoked_jti[0] is not None:
-        _copy_to_redis(redis_store.key("jti", jti), datetime.fromtimestamp(payload["exp"], UTC))
+        _known_revoked("jti", jti, datetime.fromtimestamp(payload["exp"], UTC))
         revoked = True
     return revoked
 
 
-def _copy_to_redis(key: str, until: datetime) -> None:
+def _known_revoked(kind: str, value: str, until: datetime) -> None:
+    """This process and Redis remember a revocation (`kind` "jti" or "family") until `until`."""
     milliseconds = int((until - utcnow()).total_seconds() * 1000)
     if milliseconds <= 0:
         return
+    token_cache.remember_revoked(kind, value, milliseconds / 1000)
+    key = redis_store.key(kind, value)
     with contextlib.suppress(redis_store.RedisUnavailable):
         redis_store.call(lambda r: r.set(key, b"1", px=milliseconds))
 
 
-def _publish_after_commit(key: str, until: datetime) -> None:
-    """Copy a revocation to Redis once the transaction that made it has committed."""
-    db.session.info.setdefault(_PENDING, []).append((key, until))
+def _publish_after_commit(kind: str, value: str, until: datetime) -> None:
+    """Tell this process and Redis of a revocation once the transaction that made it has committed."""
+    db.session.info.setdefault(_PENDING, []).append((kind, value, until))
 
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
-    for key, until in session.info.pop(_PENDING, []):
-        _copy_to_redis(key, until)
+    for kind, value, until in session.info.pop(_PENDING, []):
+        _known_revoked(kind, value, until)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -123,7 +127,7 @@ def revoke_access_token(payload: dict) -> None:
     expires_at = datetime.fromtimestamp(payload["exp"], UTC)
     if db.session.get(RevokedToken, payload["jti"]) is None:
         db.session.add(RevokedToken(jti=payload["jti"], user_id=uuid.UUID(payload["sub"]), expires_at=expires_at))
-    _publish_after_commit(redis_store.key("jti", payload["jti"]), expires_at)
+    _publish_after_commit("jti", payload["jti"], expires_at)
 
 
 def revoke_families(
@@ -153,5 +157,5 @@ def revoke_families(
         .execution_options(synchronize_session=False)
     )
     for family_id, expires_at in families:
-        _publish_after_commit(redis_store.key("family", str(family_id)), expires_at)
+        _publish_after_commit("family", str(family_id), expires_at)
     return len(families)

@@ -30,12 +30,12 @@ PENDING_DOC = "202: the lookup is pending (VirusTotal quota spent, or an analysi
 
 def lookup_answer(checked: services.Checked) -> tuple[int, dict[str, str]]:
     """Commit the lookup; a pending one goes to a worker. Returns its status code and headers."""
+    lookup_id, pending = checked.lookup.id, checked.pending  # read before the commit expires them
     db.session.commit()
-    lookup = checked.lookup
-    if not checked.pending:
+    if not pending:
         return 200, {}
-    tasks.enqueue_lookup(lookup.id, checked.delay or 0.0)
-    return 202, {"Location": f"/api/lookup/{lookup.id}"}
+    tasks.enqueue_lookup(lookup_id, checked.delay or 0.0)
+    return 202, {"Location": f"/api/lookup/{lookup_id}"}
 
 
 # -- lookups ----------------------------------------------------------------------------------
@@ -56,9 +56,11 @@ class CheckIoc(MethodView):
     def post(self, args: dict):
         """Check an indicator: from the cache, our stored report, or VirusTotal"""
         checked = services.check(current_user(), args["ioc"], args["force_refresh"])
-        status, headers = lookup_answer(checked)
         raw = services.raw_report(checked.lookup) if args["show_raw"] else None
-        return presenters.lookup_result(checked.lookup, raw), status, headers
+        # The answer is the row as written: built before the commit, it needs no read back.
+        answer = presenters.lookup_result(checked.lookup, raw)
+        status, headers = lookup_answer(checked)
+        return answer, status, headers
 
 
 @blp.route("/lookup/<id:lookup_id>")

@@ -1,13 +1,21 @@
 """Request counts per hour, by route template and status, shared by every web process.
 
+Each web process adds its counts up in memory and writes them every `METRICS_FLUSH_SECONDS`
+(1 s by default; a flusher in the background writes what an idle process holds, and a process
+writes what it holds as it exits): a count reaches /api/providers/metrics within that delay,
+the answering process's own at once. 0 writes each request as it ends.
+
 With Redis: one hash per hour (`HINCRBY` on "<status> <route>", expiring after the retention),
-one round trip per request. Without Redis, or while it is down: the `request_counts` table, one
-upsert in a transaction of its own. The summary adds both, so an outage loses no count.
+one pipelined round trip per write. Without Redis, or while it is down: the `request_counts`
+table, one transaction per write. The summary adds both, so an outage loses no count.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
 from collections import Counter
 
@@ -35,32 +43,86 @@ def _redis_key(hour: int) -> str:
     return f"{current_app.config['CACHE_KEY_PREFIX']}metrics:requests:{hour}"
 
 
-def _upsert(hour: int, route: str, status: int) -> None:
+def _upsert(counts: Counter[tuple[int, str, int]]) -> None:
     insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(RequestCount).values(hour=hour, route=route, status=status, count=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=["hour", "route", "status"], set_={"count": RequestCount.count + 1}
-    )
     with db.engine.begin() as conn:
-        conn.execute(statement)
+        for (hour, route, status), n in counts.items():
+            statement = insert(RequestCount).values(hour=hour, route=route[:255], status=status, count=n)
+            statement = statement.on_conflict_do_update(
+                index_elements=["hour", "route", "status"], set_={"count": RequestCount.count + n}
+            )
+            conn.execute(statement)
 
 
-def count_request(route: str, status: int) -> None:
-    hour = _hour()
+def _write(counts: Counter[tuple[int, str, int]]) -> None:
     try:
         retention = (current_app.config["METRICS_RETENTION_HOURS"] + 1) * 3600
 
         def hit(client) -> None:
             pipe = client.pipeline(transaction=False)
-            pipe.hincrby(_redis_key(hour), f"{status} {route}", 1)
-            pipe.expire(_redis_key(hour), retention)
+            for (hour, route, status), n in counts.items():
+                pipe.hincrby(_redis_key(hour), f"{status} {route}", n)
+            for hour in {hour for hour, _, _ in counts}:
+                pipe.expire(_redis_key(hour), retention)
             pipe.execute()
 
         redis_store.call(hit)
         return
     except redis_store.RedisUnavailable:
         pass
-    _upsert(hour, route[:255], status)
+    _upsert(counts)
+
+
+class _Pending:
+    """This process's counts not yet written, and the flusher that writes them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[int, str, int]] = Counter()
+        self.lock = threading.Lock()
+        self.pid = 0  # the process the flusher runs in: a forked child starts its own
+
+    def add(self, app: Flask, route: str, status: int) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # the first count of this process: its flusher starts
+                self.pid = os.getpid()
+                self.counts = Counter()  # a forked child's parent had its own to write
+                threading.Thread(target=self._flusher, args=(app,), daemon=True, name="metrics-flush").start()
+                atexit.register(self.flush, app)
+            self.counts[(_hour(), route, status)] += 1
+
+    def take(self) -> Counter[tuple[int, str, int]]:
+        with self.lock:
+            taken, self.counts = self.counts, Counter()
+        return taken
+
+    def flush(self, app: Flask) -> None:
+        taken = self.take()
+        if not taken:
+            return
+        try:
+            with app.app_context():
+                _write(taken)
+        except Exception:  # kept for the next write rather than lost
+            log.warning("request counts not written yet", exc_info=True)
+            with self.lock:
+                self.counts.update(taken)
+
+    def _flusher(self, app: Flask) -> None:
+        while True:
+            time.sleep(app.config["METRICS_FLUSH_SECONDS"])
+            self.flush(app)
+
+
+_pending = _Pending()
+
+
+def count_request(route: str, status: int) -> None:
+    """Count one request (in a request's or an app's context)."""
+    app = current_app._get_current_object()
+    if app.config["METRICS_FLUSH_SECONDS"] <= 0:
+        _write(Counter({(_hour(), route, status): 1}))
+    else:
+        _pending.add(app, route, status)
 
 
 def _remember(response: Response) -> Response:
@@ -117,6 +179,7 @@ def _stored_counts(first_hour: int) -> Counter[tuple[str, int]]:
 
 def summary(hours: int) -> dict:
     """Seed 002's metrics body for the last `hours` hours (the current hour included)."""
+    _pending.flush(current_app._get_current_object())  # this process's own counts at once
     counts = _stored_counts(_hour() - hours + 1)
     by_status: Counter[str] = Counter()
     by_endpoint: Counter[str] = Counter()

@@ -167,7 +167,7 @@ def test_sign_in_attempts_per_address_are_limited_in_the_database(user, login, a
     assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     db.session.remove()
-    assert db.session.get(LoginFailure, f"rate:{address}").count == 4  # shared by every web process
+    assert db.session.get(LoginFailure, f"rate:60:{address}").count == 4  # shared by every web process
 
 
 def test_a_redis_outage_neither_grants_guesses_nor_forgets_the_lock(user, login, app, monkeypatch):

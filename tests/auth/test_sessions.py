@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from scanner.auth import token_cache
 from tests.assertions import assert_error
 from tests.auth.conftest import bearer
 
@@ -161,6 +162,8 @@ def test_revocation_survives_a_redis_flush(client, user, login, claims, redis_cl
     assert client.post("/api/auth/logout", headers=user.headers).status_code == 200
 
     redis_client.flushdb()
+    # As a web process that did not handle the logout sees it: nothing in its memory either.
+    token_cache.clear()
 
     assert_error(client.get("/api/auth/profile", headers=user.headers), 401, "TOKEN_REVOKED")
     assert_error(refresh(client, user.refresh_token), 401, "TOKEN_REVOKED")

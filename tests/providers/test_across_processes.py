@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import requests
 
@@ -33,6 +34,30 @@ def test_metrics_count_the_requests_of_every_web_process(start_web, make_admin, 
     scraped = requests.get(f"{server.url}/metrics", timeout=10).text
     route = {"route": "/api/auth/me", "method": "GET", "status": "200"}
     assert sample(scraped, "scanner_http_requests_total", **route) == sent
+
+
+def test_batched_counts_of_every_process_arrive_even_when_it_goes_idle(start_web, make_admin, user):
+    # As deployed: each process writes its counts every METRICS_FLUSH_SECONDS, not per request.
+    admin = make_admin()
+    server = start_web(workers=2, LOG_FORMAT="json", LOG_LEVEL="INFO", METRICS_FLUSH_SECONDS="0.5")
+    sent = 40
+    for _ in range(sent):
+        r = requests.get(f"{server.url}/api/auth/me", headers={**user.headers, "Connection": "close"}, timeout=10)
+        assert r.status_code == 200
+    served_by = {line["pid"] for line in _json_lines(server.logs_all()) if line.get("route") == "/api/auth/me"}
+    assert len(served_by) == 2, "both processes should have served some requests"
+
+    # One process answers the metrics; the other, idle from now on, still writes what it holds.
+    deadline = time.monotonic() + 15
+    while True:
+        url = f"{server.url}/api/providers/metrics?hours=1"
+        counted = (
+            requests.get(url, headers=admin.headers, timeout=10).json()["requests_by_endpoint"].get("/api/auth/me")
+        )
+        if counted == sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert counted == sent
 
 
 def test_every_line_is_json_and_the_access_line_has_the_request_id(start_web, user):

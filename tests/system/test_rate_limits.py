@@ -96,17 +96,41 @@ def test_anonymous_callers_count_per_address_and_a_forged_token_does_not_dodge_i
     assert client.get("/api/providers/health", environ_base={"REMOTE_ADDR": fresh_address()}).status_code == 200
 
 
-def test_sign_in_has_a_stricter_attempt_rate_beside_the_shared_budget(client, app, user, budget, monkeypatch):
+@pytest.mark.parametrize("route", ["/api/auth/login", "/api/auth/token"])
+def test_sign_in_headers_tell_the_stricter_attempt_rate(client, app, user, budget, monkeypatch, route):
     # Sign-in attempts are counted per address in the database (auth/lockout.py), so an outage of
-    # the limiter's store never grants extra guesses; the shared budget is still reported.
+    # the limiter's store never grants extra guesses; the headers report that stricter count.
     budget()
     monkeypatch.setitem(app.config, "AUTH_RATE_LIMIT", "3 per minute;10 per hour")
     address = {"REMOTE_ADDR": fresh_address()}
     wrong = {"username": user.username, "password": "not-the-Password-42"}
-    answers = [client.post("/api/auth/login", json=wrong, environ_base=address) for _ in range(3)]
+
+    def attempt():
+        if route.endswith("/token"):
+            return client.post(route, data=wrong, environ_base=address)
+        return client.post(route, json=wrong, environ_base=address)
+
+    answers = [attempt() for _ in range(3)]
     assert [r.status_code for r in answers] == [401, 401, 401]
-    assert answers[-1].headers["X-RateLimit-Limit-Minute"] == "60"
-    refused = client.post("/api/auth/login", json=wrong, environ_base=address)
+    assert [remaining(r) for r in answers] == [(2, 9), (1, 8), (0, 7)]
+    assert answers[-1].headers["X-RateLimit-Limit-Minute"] == "3"
+    assert answers[-1].headers["X-RateLimit-Limit-Hour"] == "10"
+    assert all("Retry-After" not in r.headers for r in answers)
+    refused = attempt()
+    error = assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
+    assert refused.headers["Retry-After"] == str(error["details"]["retry_after"])
+    assert 1 <= error["details"]["retry_after"] <= 60
+    assert remaining(refused) == (0, 6)
+
+
+def test_registration_headers_tell_its_stricter_limit(client, app, budget, monkeypatch):
+    budget()
+    monkeypatch.setitem(app.config, "AUTH_RATE_LIMIT", "2 per minute;5 per hour")
+    address = {"REMOTE_ADDR": fresh_address()}
+    answers = [client.post("/api/auth/register", json={}, environ_base=address) for _ in range(2)]
+    assert [remaining(r) for r in answers] == [(1, 4), (0, 3)]
+    assert answers[0].headers["X-RateLimit-Limit-Minute"] == "2"
+    refused = client.post("/api/auth/register", json={}, environ_base=address)
     error = assert_error(refused, 429, "RATE_LIMIT_EXCEEDED")
     assert refused.headers["Retry-After"] == str(error["details"]["retry_after"])
 

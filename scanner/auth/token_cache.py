@@ -1,0 +1,138 @@
+"""A short memory, per web process, of what the last check of a token found.
+
+Verifying a token's signature costs nothing; knowing it was not revoked and loading its user costs
+a Redis round trip and a database query. For `AUTH_CACHE_SECONDS` (2 s by default) after a check
+this process takes the answer as still true: a token revoked by another process is refused within
+that delay; one revoked by this process (logout, refresh-token reuse, password change) at once,
+because the revocation is written here as it commits. A user row changed here (role, password,
+deletion) is forgotten as it commits too. Bounded to `AUTH_CACHE_MAX_ENTRIES` tokens and users,
+the least recently used leaving first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from .models import User
+
+_CHANGED_USERS = "auth_token_cache_changed_users"
+
+
+class _Lru:
+    def __init__(self) -> None:
+        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, now: float) -> Any | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            if found[0] <= now:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: Any, value: Any, until: float, limit: int) -> None:
+        with self._lock:
+            self._items[key] = (until, value)
+            self._items.move_to_end(key)
+            while len(self._items) > limit:
+                self._items.popitem(last=False)
+
+    def drop(self, key: Any) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_good = _Lru()  # (jti, family, user) -> True: checked and not revoked, until the entry ends
+_revoked = _Lru()  # "jti:<id>" / "family:<id>" revoked by this process, until the token could expire
+_users = _Lru()  # user id -> the row's column values
+
+
+def _seconds() -> float:
+    return float(current_app.config.get("AUTH_CACHE_SECONDS", 0)) if has_app_context() else 0.0
+
+
+def _limit() -> int:
+    return int(current_app.config.get("AUTH_CACHE_MAX_ENTRIES", 10_000)) if has_app_context() else 10_000
+
+
+def revoked_here(payload: dict) -> bool:
+    now = time.monotonic()
+    return bool(_revoked.get(f"jti:{payload['jti']}", now) or _revoked.get(f"family:{payload.get('family')}", now))
+
+
+def _token(payload: dict) -> tuple:
+    # Every claim the check depends on: a token re-signed with another family or subject but the
+    # same jti is another token.
+    return payload["jti"], payload.get("family"), payload.get("sub"), payload.get("type")
+
+
+def known_good(payload: dict) -> bool:
+    return bool(_seconds() > 0 and _good.get(_token(payload), time.monotonic()))
+
+
+def remember_good(payload: dict) -> None:
+    if _seconds() > 0:
+        _good.put(_token(payload), True, time.monotonic() + _seconds(), _limit())
+
+
+def remember_revoked(kind: str, value: str, seconds_left: float) -> None:
+    """Called as a revocation commits; kept however short the cache delay is."""
+    if seconds_left > 0:
+        _revoked.put(f"{kind}:{value}", True, time.monotonic() + seconds_left, _limit())
+
+
+def cached_user(session: Session, user_id: uuid.UUID) -> User | None:
+    """The user as this process last read it, put into `session` without a query; None if unknown."""
+    if _seconds() <= 0:
+        return None
+    values = _users.get(user_id, time.monotonic())
+    if values is None:
+        return None
+    user = User(**values)
+    make_transient_to_detached(user)
+    return session.merge(user, load=False)
+
+
+def remember_user(user: User) -> None:
+    if _seconds() > 0:
+        values = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
+        _users.put(user.id, values, time.monotonic() + _seconds(), _limit())
+
+
+def clear() -> None:
+    for lru in (_good, _revoked, _users):
+        lru.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changed_users(session: Session, flush_context) -> None:
+    changed = {obj.id for obj in (*session.dirty, *session.deleted) if isinstance(obj, User)}
+    if changed:
+        session.info.setdefault(_CHANGED_USERS, set()).update(changed)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_changed_users(session: Session) -> None:
+    for user_id in session.info.pop(_CHANGED_USERS, ()):
+        _users.drop(user_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _keep_users(session: Session) -> None:
+    session.info.pop(_CHANGED_USERS, None)
