@@ -49,8 +49,11 @@ class Stack:
         vt_port: int,
         emulator_args: list[str],
         env: dict[str, str] | None = None,
+        root: Path = ROOT,
+        processes: tuple[str, ...] = ("web", "worker", "beat"),
     ) -> None:
-        self.workdir, self.log = workdir, log
+        # root: the checkout whose Procfile runs (a benchmark compares another checkout's code).
+        self.workdir, self.log, self.root, self.processes = workdir, log, root, processes
         self.vt_url = f"http://127.0.0.1:{vt_port}"
         self.web_url = f"http://127.0.0.1:{web_port}"
         self.api = f"{self.web_url}/api"
@@ -66,19 +69,25 @@ class Stack:
         }
         self.procs: list[subprocess.Popen] = []
 
-    def _start(self, args: list[str]) -> None:
-        self.procs.append(
-            subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start one more process beside the stack; it is stopped with the stack."""
+        proc = subprocess.Popen(
+            args,
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        self.procs.append(proc)
+        return proc
 
     def __enter__(self) -> Stack:
         try:
-            self._start([str(BIN / "python"), "-m", "vt_emulator", *self.emulator_args])
+            self.spawn([str(BIN / "python"), "-m", "vt_emulator", *self.emulator_args])
             migrate = [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"]
-            subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, stdout=self.log, stderr=subprocess.STDOUT)
-            self._start([str(BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"])
+            subprocess.run(migrate, cwd=self.root, env=self.env, check=True, stdout=self.log, stderr=subprocess.STDOUT)
+            self.spawn([str(BIN / "honcho"), "start", "-f", "Procfile", *self.processes])
             wait_until(lambda: requests.get(f"{self.vt_url}/_emulator/counts", timeout=2).ok, "the emulator")
             ready = f"{self.api}/health/ready"
             wait_until(lambda: requests.get(ready, timeout=5).status_code == 200, "the service", 90)
