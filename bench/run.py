@@ -1,15 +1,16 @@
 """`make bench`: every benchmark that `run()`s, one after another, in one table.
 
 Each module named in BENCHES exposes `run() -> list[dict]`, one dict per figure with the keys
-figure, unit, value, baseline, ratio, target, met; it starts what it needs itself (the Procfile's
-web process, the workers and the VirusTotal emulator, through scripts/stack.py) and stops it.
-A module whose file is missing is skipped; one that fails is a row that says so, and the others
-still run.
+figure, unit, value, baseline, ratio, target, met (bench/figures.py); it starts what it needs
+itself (the Procfile's web process, the workers and the VirusTotal emulator, through
+scripts/stack.py) and stops it, in a process of its own. A module whose file is missing is
+skipped; one that fails is a row that says so, and the others still run.
 
 PostgreSQL and Redis are used when they answer: BENCH_DATABASE_URL (default
-postgresql://postgres@127.0.0.1:5432/scanner_bench, created if missing; its tables are dropped and
-created again) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/12, flushed). Without them
-the benchmarks that can run embedded do, on SQLite.
+postgresql://postgres@127.0.0.1:5432/scanner_bench, created if missing, emptied and migrated;
+bench/history.py fills `<name>_history` beside it) and BENCH_REDIS_URL (default
+redis://127.0.0.1:6379/12, flushed). Without them the benchmarks that can run embedded do, on
+SQLite.
 
 The table is printed and written, with the CPU count, the load and the commit, to
 bench/results/<UTC time>-<commit>.json and bench/results/latest.json.
@@ -20,14 +21,13 @@ bench/results/<UTC time>-<commit>.json and bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -84,13 +84,27 @@ def _commit() -> str:
     return (done.stdout.strip() or "unknown") + ("-dirty" if dirty.stdout.strip() else "")
 
 
+# Each benchmark runs in a process of its own: what one sets up (environment, imported app) never
+# leaks into the next.
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+rows = __import__(sys.argv[2]).run()
+with open(sys.argv[3], "w") as out:
+    json.dump(rows, out, default=str)
+"""
+
+
 def _run_one(name: str) -> list[dict]:
     started = time.monotonic()
-    try:
-        rows = importlib.import_module(name).run()
-    except (Exception, SystemExit) as exc:  # one benchmark's failure is a row, not the end of the run
-        traceback.print_exc()
-        rows = [{"figure": f"{name}: did not run ({type(exc).__name__}: {exc})", "met": False}]
+    print(f"== {name}", flush=True)
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        done = subprocess.run([sys.executable, "-c", CHILD, str(HERE), name, out.name], cwd=ROOT, check=False)
+        text = Path(out.name).read_text()
+    if done.returncode != 0 or not text:
+        rows = [{"figure": f"{name}: did not run (exit status {done.returncode}, see above)", "met": False}]
+    else:
+        rows = json.loads(text)
     for row in rows:
         row["bench"] = name
     print(f"== {name}: {time.monotonic() - started:.0f} s", flush=True)
