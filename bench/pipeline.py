@@ -303,8 +303,8 @@ def _finished_counter(database_url: str | None, workdir: Path, user_id: str):
 def _workers(stack) -> list[psutil.Process]:
     """The Procfile worker's processes (the Celery main process and its pool)."""
     found = []
-    for proc in stack.procs:
-        for child in psutil.Process(proc.pid).children(recursive=True):
+    for pid in stack.pids():
+        for child in psutil.Process(pid).children(recursive=True):
             try:
                 command = " ".join(child.cmdline())
             except psutil.Error:
@@ -411,7 +411,7 @@ def measure(files: int = 500) -> dict:
         with (
             (workdir / "stack.log").open("w") as log,
             Stack(workdir, log, web_port=free_port(), vt_port=free_port(), emulator_args=emulator_args, env=env,
-                  root=ROOT, processes=("web", "worker")) as stack,
+                  root=ROOT, entries=("web", "worker")) as stack,
         ):  # fmt: skip
             emulator = EmulatorControl(f"{stack.vt_url}/api/v3")
             baseline = run_baseline(emulator, samples)

@@ -155,8 +155,8 @@ def upload(session: requests.Session, url: str, headers: dict[str, str], path: P
 
 
 def _gunicorn_master(stack) -> psutil.Process:
-    for proc in stack.procs:
-        for child in psutil.Process(proc.pid).children(recursive=True):
+    for pid in stack.pids():
+        for child in psutil.Process(pid).children(recursive=True):
             if "gunicorn" in " ".join(child.cmdline()) and "gunicorn" not in " ".join(child.parent().cmdline()):
                 return child
     raise RuntimeError("no gunicorn process under the stack")
@@ -182,7 +182,7 @@ def measure(size: int, runs: int) -> list[dict]:
         with (
             (workdir / "stack.log").open("w") as log,
             Stack(workdir / "instance", log, web_port=free_port(), vt_port=free_port(), emulator_args=["--quiet"],
-                  env=_stack_env(), root=ROOT, processes=("web", "worker")) as stack,
+                  env=_stack_env(), root=ROOT, entries=("web", "worker")) as stack,
         ):  # fmt: skip
             headers = sign_up(stack.web_url)
             session = requests.Session()
