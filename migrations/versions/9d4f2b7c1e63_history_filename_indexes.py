@@ -1,7 +1,7 @@
 """history by filename on PostgreSQL: a trigram index for substring search, a b-tree for the sort
 
 Revision ID: 9d4f2b7c1e63
-Revises: 7c1e5d2a9b40
+Revises: 9d4b2f61c3e7
 Create Date: 2026-12-03 18:10:00.000000
 
 PostgreSQL only (SQLite histories are one machine's, small enough to scan). The models do not
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9d4f2b7c1e63'
-down_revision = '7c1e5d2a9b40'
+down_revision = '9d4b2f61c3e7'
 branch_labels = None
 depends_on = None
 
