@@ -57,8 +57,11 @@ chaos: install
 	CHAOS_DATABASE_URL=$${CHAOS_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/scanner_chaos} \
 	$(BIN)/python scripts/chaos.py
 
+# Every benchmark with a run() (bench/run.py) in one table, also written to bench/results/; each
+# starts what it needs (the Procfile's web and worker, the emulator) and stops it. PostgreSQL and
+# Redis when they answer at BENCH_DATABASE_URL / BENCH_REDIS_URL (scratch: emptied and flushed).
 bench: install
-	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # 500 streams over 200 users beside a mixed load, then ten minutes of the mixed load alone, on
 # PostgreSQL + Redis as deployed (bench/load/load.py); LOAD_ARGS changes the counts and rates.

@@ -1,12 +1,16 @@
 """Upload throughput and web-process memory for one large file, beside in-process hashing.
 
-Serves the real app with gunicorn (gthread, gunicorn.conf.py) on a free loopback port, with the
-embedded defaults in a temporary INSTANCE_DIR, registers a user through the API, then uploads a
-generated file with a streaming multipart client while sampling the RSS of every gunicorn
-process. In the same run it hashes the same file in this process three ways. The upload hashes
-md5+sha1+sha256 in one pass and writes the bytes to disk, so one-pass hashing is its baseline.
+Starts the Procfile's web process (gunicorn with gunicorn.conf.py, gevent workers) through
+scripts/stack.py, on PostgreSQL and Redis when BENCH_DATABASE_URL and BENCH_REDIS_URL are set
+(else embedded), registers a user through the API, then uploads a generated file with a streaming
+multipart client while sampling the RSS of every gunicorn process. In the same run, interleaved
+with the uploads, it hashes the same file in this process. The upload hashes md5+sha1+sha256 and
+writes the bytes to disk, so one-pass hashing of the three is its baseline. Targets: at least 0.6
+of one-pass hashing (medians), RSS growth of the serving worker at most 64 MiB.
 
-    .venv/bin/python bench/upload.py [--size-mb 500] [--runs 1]
+    .venv/bin/python bench/upload.py [--size-mb 500] [--runs 3]
+
+`run()` is what `make bench` calls (bench/run.py).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import secrets
 import shutil
-import socket
-import subprocess
+import statistics
 import sys
 import tempfile
 import threading
@@ -27,10 +31,18 @@ from pathlib import Path
 
 import psutil
 import requests
+from cryptography.fernet import Fernet
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+# BENCH_ROOT: measure another checkout's code (its Procfile, its app) with this script.
+ROOT = Path(os.environ.get("BENCH_ROOT") or HERE.parent).resolve()
+sys.path.insert(0, str(HERE.parent / "scripts"))  # stack.py
+sys.path.insert(0, str(HERE))  # figures.py
+
+from stack import Stack, free_port  # noqa: E402
+
 MiB = 1024 * 1024
 READ = MiB
 
@@ -42,12 +54,6 @@ class _BigBlocks(HTTPAdapter):
     def init_poolmanager(self, connections, maxsize, block=False, **kwargs):
         kwargs.setdefault("blocksize", MiB)
         super().init_poolmanager(connections, maxsize, block=block, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_file(path: Path, size: int) -> None:
@@ -71,17 +77,6 @@ def hash_one_pass(path: Path) -> str:
             for h in hashes:
                 h.update(chunk)
     return hashes[2].hexdigest()
-
-
-def hash_three_passes(path: Path) -> str:
-    digests = []
-    for name in ("md5", "sha1", "sha256"):
-        h = hashlib.new(name, usedforsecurity=False)
-        with path.open("rb") as f:
-            while chunk := f.read(READ):
-                h.update(chunk)
-        digests.append(h.hexdigest())
-    return digests[2]
 
 
 def hash_file_digest(path: Path) -> str:
@@ -136,52 +131,6 @@ class RssSampler:
         return pid, self.base.get(pid, self.peak[pid]), self.peak[pid]
 
 
-class Server:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        instance = workdir / "instance"
-        self.env = {
-            **os.environ,
-            "INSTANCE_DIR": str(instance),
-            "LOG_LEVEL": "WARNING",
-        }
-        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SCANNER_CONFIG", "BLOB_DIR"):
-            self.env.pop(name, None)
-        subprocess.run(  # the schema, as the models define it
-            [sys.executable, "-c", "from wsgi import app\nfrom scanner.extensions import db\n"
-             "with app.app_context(): db.create_all()"],
-            cwd=ROOT, env=self.env, check=True, capture_output=True,
-        )  # fmt: skip
-        self.log = (workdir / "gunicorn.log").open("w")
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        self.proc = subprocess.Popen(
-            [gunicorn, "wsgi:app", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("gunicorn exited; see its log")
-            try:
-                if requests.get(f"{self.url}/api/health", timeout=10).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("gunicorn did not answer /api/health")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 def sign_up(url: str) -> dict[str, str]:
     account = {"username": "bench", "email": "bench@example.com", "password": "Correct-Horse-42"}
     r = requests.post(f"{url}/api/auth/register", json=account, timeout=30)
@@ -205,75 +154,102 @@ def upload(session: requests.Session, url: str, headers: dict[str, str], path: P
     return r.json()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mb", type=int, default=500, help="file size in MiB")
-    parser.add_argument("--runs", type=int, default=1, help="uploads and hashings of the file, each reported")
-    args = parser.parse_args()
-    size = args.size_mb * MiB
+def _gunicorn_master(stack) -> psutil.Process:
+    for pid in stack.pids():
+        for child in psutil.Process(pid).children(recursive=True):
+            if "gunicorn" in " ".join(child.cmdline()) and "gunicorn" not in " ".join(child.parent().cmdline()):
+                return child
+    raise RuntimeError("no gunicorn process under the stack")
 
+
+def _stack_env() -> dict[str, str]:
+    env = {"LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "0"}
+    if os.environ.get("BENCH_DATABASE_URL"):
+        env |= {"DATABASE_URL": os.environ["BENCH_DATABASE_URL"], "SECRET_KEY": secrets.token_hex(32)}
+        env["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    if os.environ.get("BENCH_REDIS_URL"):
+        env["REDIS_URL"] = env["CELERY_BROKER_URL"] = os.environ["BENCH_REDIS_URL"]
+    return env
+
+
+def measure(size: int, runs: int) -> list[dict]:
+    """Per run: the upload's MiB/s and memory, then one-pass hashing's MiB/s, interleaved."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-upload-"))
-    server = None
     try:
         path = workdir / "big.bin"
         make_file(path, size)
         expected = hash_file_digest(path)  # also brings the file into the page cache for every reader
-        server = Server(workdir)
-        server.wait_ready()
-        headers = sign_up(server.url)
-        session = requests.Session()
-        session.mount("http://", _BigBlocks())
-        warm = workdir / "warm.bin"
-        warm.write_bytes(os.urandom(64 * 1024))
-        for _ in range(4):  # reach every worker once, so lazy start-up is not counted as upload memory
-            upload(session, server.url, headers, warm)
-
-        rows: list[tuple[str, float, str]] = []
-        upload_rates, one_pass_rates = [], []
-        for run in range(1, args.runs + 1):
-            with RssSampler(psutil.Process(server.proc.pid)) as sampler:
-                seconds, answer = timed(lambda: upload(session, server.url, headers, path))
-            assert answer["hash_sha256"] == expected and answer["file_size"] == size, answer
-            pid, before, peak = sampler.worst_growth()
-            rate = size / MiB / seconds
-            upload_rates.append(rate)
-            memory = f"worker {pid}: {before / MiB:.0f} -> {peak / MiB:.0f} MiB (+{(peak - before) / MiB:.1f})"
-            rows.append((f"upload through gunicorn, run {run}", rate, memory))
-            rows.append(
-                (
-                    f"  all gunicorn processes, peak total, run {run}",
-                    float("nan"),
-                    f"{sampler.peak_total / MiB:.0f} MiB",
-                )
-            )
-            r = session.delete(f"{server.url}/api/files/{answer['id']}", headers=headers, timeout=60)
-            r.raise_for_status()
-
-            for label, fn in (
-                ("md5+sha1+sha256, one pass", hash_one_pass),
-                ("md5, sha1, sha256, three passes", hash_three_passes),
-                ("hashlib.file_digest sha256 only", hash_file_digest),
-            ):
-                seconds, digest = timed(lambda fn=fn: fn(path))
+        with (
+            (workdir / "stack.log").open("w") as log,
+            Stack(workdir / "instance", log, web_port=free_port(), vt_port=free_port(), emulator_args=["--quiet"],
+                  env=_stack_env(), root=ROOT, entries=("web", "worker")) as stack,
+        ):  # fmt: skip
+            headers = sign_up(stack.web_url)
+            session = requests.Session()
+            session.mount("http://", _BigBlocks())
+            warm = workdir / "warm.bin"
+            warm.write_bytes(os.urandom(64 * 1024))
+            for _ in range(4):  # reach every worker once, so lazy start-up is not counted as upload memory
+                upload(session, stack.web_url, headers, warm)
+            master = _gunicorn_master(stack)
+            results = []
+            for _ in range(runs):
+                with RssSampler(master) as sampler:
+                    seconds, answer = timed(lambda: upload(session, stack.web_url, headers, path))
+                assert answer["hash_sha256"] == expected and answer["file_size"] == size, answer
+                pid, before, peak = sampler.worst_growth()
+                session.delete(
+                    f"{stack.web_url}/api/files/{answer['id']}", headers=headers, timeout=60
+                ).raise_for_status()
+                hashing, digest = timed(lambda: hash_one_pass(path))
                 assert digest == expected
-                rows.append((f"{label}, run {run}", size / MiB / seconds, ""))
-                if fn is hash_one_pass:
-                    one_pass_rates.append(size / MiB / seconds)
-
-        print(f"\nfile: {size / MiB:.0f} MiB   python {sys.version.split()[0]}   cpus {os.cpu_count()}\n")
-        print(f"{'measure':<52} {'MiB/s':>9}  peak RSS (sampled every 5 ms)")
-        print("-" * 110)
-        for label, rate, memory in rows:
-            shown = f"{rate:9.1f}" if rate == rate else " " * 9
-            print(f"{label:<52} {shown}  {memory}")
-        best_upload, best_hash = max(upload_rates), max(one_pass_rates)
-        print("-" * 110)
-        print(f"{'ratio upload / one-pass hash (best of each)':<52} {best_upload / best_hash:9.2f}")
-        return 0
+                results.append(
+                    {"upload": size / MiB / seconds, "hash": size / MiB / hashing, "pid": pid, "before": before,
+                     "peak": peak, "peak_total": sampler.peak_total}
+                )  # fmt: skip
+        return results
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(size_mb: int = 500, runs: int = 3) -> list[dict]:
+    from figures import figure
+
+    results = measure(size_mb * MiB, runs)
+    upload_rate = statistics.median(r["upload"] for r in results)
+    hash_rate = statistics.median(r["hash"] for r in results)
+    growth = max(r["peak"] - r["before"] for r in results) / MiB
+    ratio = upload_rate / hash_rate
+    return [
+        {
+            **figure(f"ingest: {size_mb} MiB upload through gunicorn, vs one-pass md5+sha1+sha256", "MiB/s",
+                     upload_rate, baseline=hash_rate, target="ratio >= 0.6"),
+            "met": ratio >= 0.6,
+        },
+        figure("ingest: RSS growth of the serving worker", "MiB", growth, target="<= 64", met=growth <= 64),
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mb", type=int, default=500, help="file size in MiB")
+    parser.add_argument("--runs", type=int, default=3, help="uploads and hashings of the file, interleaved")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    results = measure(args.size_mb * MiB, args.runs)
+    print(f"\nfile: {args.size_mb} MiB   python {sys.version.split()[0]}   cpus {os.cpu_count()}   load {load:.2f}\n")
+    print(f"{'run':<5} {'upload MiB/s':>13} {'one-pass hash MiB/s':>20} {'ratio':>6}  serving worker RSS (every 5 ms)")
+    for i, r in enumerate(results, 1):
+        print(
+            f"{i:<5} {r['upload']:13.1f} {r['hash']:20.1f} {r['upload'] / r['hash']:6.2f}  "
+            f"{r['pid']}: {r['before'] / MiB:.0f} -> {r['peak'] / MiB:.0f} MiB "
+            f"(+{(r['peak'] - r['before']) / MiB:.1f});"
+            f" all gunicorn processes {r['peak_total'] / MiB:.0f} MiB"
+        )
+    upload_rate = statistics.median(r["upload"] for r in results)
+    hash_rate = statistics.median(r["hash"] for r in results)
+    print(f"median ratio upload / one-pass hash: {upload_rate / hash_rate:.2f} (load now {os.getloadavg()[0]:.2f})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,15 @@ def get_engine_url():
 # from myapp import mymodel
 # target_metadata = mymodel.Base.metadata
 config.set_main_option("sqlalchemy.url", get_engine_url())
+# Indexes made by migrations on PostgreSQL alone (9d4f2b7c1e63), which the models cannot declare
+# for both databases: autogenerate must not propose to drop them.
+FILENAME_INDEXES = {"ix_files_filename_trgm", "ix_files_user_lower_filename"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "index" and reflected and name in FILENAME_INDEXES)
+
+
 target_db = current_app.extensions["migrate"].db
 
 # other values from the config, defined by the needs of env.py,
@@ -96,6 +105,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            include_object=include_object,
             # SQLite cannot ALTER most things; batch mode rebuilds tables so one migration serves both.
             **{"render_as_batch": True, **conf_args},
         )

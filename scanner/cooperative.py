@@ -9,7 +9,8 @@ call runs inline.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -28,3 +29,33 @@ def run_cpu_bound(fn: Callable[..., T], *args: object) -> T:
     import gevent
 
     return gevent.get_hub().threadpool.apply(fn, args)
+
+
+class Pending(Protocol):
+    def get(self) -> object: ...
+
+
+class _Done:
+    """A future of the thread pool, waited for with `get()` like gevent's."""
+
+    def __init__(self, future) -> None:
+        self._future = future
+
+    def get(self) -> object:
+        return self._future.result()
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def in_background(fn: Callable[..., object], *args: object) -> Pending:
+    """Start `fn(*args)` on a real thread (where it must release the GIL to gain anything, as
+    hashlib does) and return what `get()` waits for: the greenlet, or the thread, goes on meanwhile."""
+    global _executor
+    if _gevent_patched():
+        import gevent
+
+        return gevent.get_hub().threadpool.spawn(fn, *args)
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="background")
+    return _Done(_executor.submit(fn, *args))

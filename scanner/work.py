@@ -179,6 +179,9 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     name = f"{type(row).__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
     try:
         delay = work.step(row)
+        # Set before the flush, so that the row's changes are one UPDATE; if the flush fails, the
+        # rollback below reads the counted attempts back.
+        row.attempts = 0  # type: ignore[attr-defined]
         db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
@@ -207,7 +210,6 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         # The exception's text may name hosts or users of our own services: the log has it.
         cause = ("internal", "An internal error kept stopping it")
         return _retry_or_fail(rows, row, work, name, cause, f"{type(exc).__name__}, see the log")
-    row.attempts = 0  # type: ignore[attr-defined]
     return delay
 
 

@@ -53,9 +53,14 @@ class Processes:
         self.bin = bin_dir or (BIN_DEFAULT if root == ROOT else root / ".venv" / "bin")
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         proc = subprocess.Popen(  # noqa: S603
-            args, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc

@@ -25,8 +25,12 @@ class Stack:
         vt_port: int,
         emulator_args: list[str],
         env: dict[str, str] | None = None,
+        root: Path = ROOT,
+        entries: tuple[str, ...] = ("web", "worker", "beat"),
     ) -> None:
-        self.workdir, self.log = workdir, log
+        # root: the checkout whose Procfile runs (a benchmark compares another checkout's code);
+        # entries: which of its processes.
+        self.workdir, self.log, self.entries = workdir, log, entries
         self.vt_url = f"http://127.0.0.1:{vt_port}"
         self.web_url = f"http://127.0.0.1:{web_port}"
         self.api = f"{self.web_url}/api"
@@ -40,13 +44,21 @@ class Stack:
             "PORT": str(web_port),
             **(env or {}),
         }
-        self.processes = Processes(self.env, log)
+        self.processes = Processes(self.env, log, root=root)
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None):
+        """Start one more process beside the stack; it is stopped with the stack."""
+        return self.processes.start(name, args, env)
+
+    def pids(self) -> list[int]:
+        """The processes started (each the leader of its group: honcho, the emulator)."""
+        return [proc.pid for proc in self.processes.procs.values()]
 
     def __enter__(self) -> Stack:
         try:
             self.processes.emulator(*self.emulator_args)
             self.processes.migrate()
-            self.processes.procfile("web", "worker", "beat")
+            self.processes.procfile(*self.entries)
             wait_until(lambda: requests.get(f"{self.vt_url}/_emulator/counts", timeout=2).ok, "the emulator")
             ready = f"{self.api}/health/ready"
             wait_until(lambda: requests.get(ready, timeout=5).status_code == 200, "the service", 90)

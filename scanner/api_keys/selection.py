@@ -39,11 +39,13 @@ from ..virustotal.gateway import KeyBusy, gated_client
 from . import crypto
 from .models import ApiKey
 
-__all__ = ["call", "call_with_key", "pick_key"]
+__all__ = ["KeyChoice", "call", "call_with_key", "choose", "pick_key"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UNDECRYPTABLE = "The stored key cannot be decrypted with the configured encryption keys"
+# How stale `last_used_at` may be: a key used more often is written at most this often.
+TOUCH_EVERY = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,37 @@ class _Key:
     ciphertext: str
     per_day: int
     budget: quota.Budget
+    # As read: whether an answer from VirusTotal would change anything worth a write (`_touch`).
+    last_used_at: datetime | None
+    settled: bool
 
     @classmethod
     def of(cls, row: ApiKey) -> _Key:
-        return cls(row, row.id, row.last4, row.ciphertext, row.per_day, quota.Budget.of(row))
+        settled = bool(row.is_verified) and row.last_error is None
+        return cls(row, row.id, row.last4, row.ciphertext, row.per_day, quota.Budget.of(row), row.last_used_at, settled)
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    """The keys a call may use, read as plain values: the caller may commit (ending the
+    transaction that read them) and then call VirusTotal with no further read of the keys."""
+
+    keys: tuple[_Key, ...]
+    named: bool  # the caller named the key: it is never swapped for another
+
+    def call(self, fn: Callable[[VirusTotalClient], T]) -> T:
+        if self.named:
+            return _call_named(self.keys[0], fn)
+        # Among several keys the least recently used goes first: each use must be written.
+        return _call_first_free(self.keys, fn, exact_use=len(self.keys) > 1)
 
 
 def pick_key(user: User, key_id: uuid.UUID | None = None) -> ApiKey:
     """The key a call would use: the named one, or the user's active key whose budget frees
     soonest. Raises NotFound, ValidationFailed("API key is not active") or NoActiveApiKey."""
     if key_id is not None:
-        return _named_key(user, key_id)
-    keys = _ranked_keys(user)
+        return _named_key(user.id, key_id)
+    keys = _ranked_keys(user.id)
     if not keys:
         raise NoActiveApiKey()
     return keys[0]
@@ -77,7 +98,10 @@ def pick_key(user: User, key_id: uuid.UUID | None = None) -> ApiKey:
 def call_with_key(key: ApiKey, fn: Callable[[VirusTotalClient], T]) -> T:
     """Run `fn` with this key only. A 429 becomes QuotaExhausted (with when to retry); a 401
     deactivates the key and is raised as the client's InvalidKeyError."""
-    ref = _Key.of(key)
+    return _call_named(_Key.of(key), fn)
+
+
+def _call_named(ref: _Key, fn: Callable[[VirusTotalClient], T]) -> T:
     try:
         return _run(ref, fn)
     except RateLimitedError as exc:
@@ -86,16 +110,25 @@ def call_with_key(key: ApiKey, fn: Callable[[VirusTotalClient], T]) -> T:
         raise AppError(UNDECRYPTABLE, code="KEY_DECRYPTION_FAILED") from None
 
 
+def choose(user_id: uuid.UUID, key_id: uuid.UUID | None = None) -> KeyChoice:
+    """Read the keys a call for this user would use (the named one, or every active one, ranked);
+    raises as `pick_key` does for a named key that cannot be used."""
+    if key_id is not None:
+        return KeyChoice((_Key.of(_named_key(user_id, key_id)),), named=True)
+    return KeyChoice(tuple(_Key.of(row) for row in _ranked_keys(user_id)), named=False)
+
+
 def call(user: User, fn: Callable[[VirusTotalClient], T], key_id: uuid.UUID | None = None) -> T:
     """Run `fn` with one of the user's keys, moving to the next active key when one is out of
     budget or rejected. A named key is never swapped for another."""
-    if key_id is not None:
-        return call_with_key(_named_key(user, key_id), fn)
-    keys = [_Key.of(row) for row in _ranked_keys(user)]
+    return choose(user.id, key_id).call(fn)
+
+
+def _call_first_free(keys: tuple[_Key, ...], fn: Callable[[VirusTotalClient], T], exact_use: bool) -> T:
     waits: list[float] = []
     for key in keys:
         try:
-            return _run(key, fn)
+            return _run(key, fn, exact_use)
         except KeyBusy as exc:
             waits.append(exc.retry_after)
         except RateLimitedError:
@@ -109,24 +142,24 @@ def call(user: User, fn: Callable[[VirusTotalClient], T], key_id: uuid.UUID | No
     raise NoActiveApiKey()
 
 
-def _named_key(user: User, key_id: uuid.UUID) -> ApiKey:
+def _named_key(user_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     with db.session.no_autoflush:
         key = db.session.get(ApiKey, key_id, populate_existing=True)
-    if key is None or key.user_id != user.id:
+    if key is None or key.user_id != user_id:
         raise NotFound("API key not found")
     if not key.is_active:
         raise ValidationFailed("API key is not active")
     return key
 
 
-def _ranked_keys(user: User) -> list[ApiKey]:
+def _ranked_keys(user_id: uuid.UUID) -> list[ApiKey]:
     """Active keys, those with budget now (or soonest) first, the least recently used first
     among equals so the load spreads."""
     # No autoflush: flushing the caller's pending rows here would take SQLite's write lock.
     with db.session.no_autoflush:
         keys = db.session.scalars(
             select(ApiKey)
-            .where(ApiKey.user_id == user.id, ApiKey.is_active.is_(True))
+            .where(ApiKey.user_id == user_id, ApiKey.is_active.is_(True))
             .execution_options(populate_existing=True)
         ).all()
     try:
@@ -139,7 +172,7 @@ def _ranked_keys(user: User) -> list[ApiKey]:
     return sorted(keys, key=lambda k: (waits[k.id], k.last_used_at or never))
 
 
-def _run(key: _Key, fn: Callable[[VirusTotalClient], T]) -> T:
+def _run(key: _Key, fn: Callable[[VirusTotalClient], T], exact_use: bool = False) -> T:
     try:
         value = crypto.decrypt(key.ciphertext)
     except crypto.InvalidToken:
@@ -159,7 +192,7 @@ def _run(key: _Key, fn: Callable[[VirusTotalClient], T]) -> T:
         if exc.http_status is not None and exc.http_status < 500:  # VirusTotal took the key, then refused
             _touch(key)
         raise
-    _touch(key)
+    _touch(key, exact_use)
     return result
 
 
@@ -192,9 +225,15 @@ def _wait_of(key: _Key) -> float:
     return max(quota.wait_time(key.budget), 1e-3)
 
 
-def _touch(key: _Key) -> None:
+def _touch(key: _Key, exact_use: bool = False) -> None:
     # An answer proves the key works: a key stored unverified (VirusTotal was down) is verified.
-    _save(key, last_used_at=utcnow(), is_verified=True, last_error=None)
+    now = utcnow()
+    recent = key.last_used_at is not None and now - key.last_used_at < TOUCH_EVERY
+    if key.settled and recent and not exact_use:
+        # A busy key answers many times a second: a write for each would cost more than the
+        # call, and a `last_used_at` a second old says the same (unless it ranks the next call).
+        return
+    _save(key, last_used_at=now, is_verified=True, last_error=None)
 
 
 def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:

@@ -31,11 +31,16 @@ def join(sha256: str, scan_id: uuid.UUID) -> ScanFlight | None:
     owner's flight keeps its analysis id, so the new owner polls rather than uploads again."""
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    db.session.execute(
+    # The common case, a file no one else is scanning, is this one statement: the new flight.
+    created = db.session.scalars(
         insert(ScanFlight)
         .values(sha256=sha256, owner_scan_id=scan_id, started_at=utcnow())
         .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+        .returning(ScanFlight)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if created is not None:
+        return created
     flight = db.session.get(ScanFlight, sha256, populate_existing=True)
     if flight is None:  # released between the insert and the read: try again next step
         return None

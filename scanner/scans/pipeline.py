@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from .. import work
 from ..api_keys import selection
-from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import QuotaExhausted
 from ..events import publish
@@ -30,6 +29,7 @@ from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
 from . import flight
 from .models import EngineResult, Scan
+from .results.cache import bump_scans_version
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +61,10 @@ class ScanSteps:
     """The scan's side of the work-row engine."""
 
     def step(self, scan: Scan) -> float | None:
-        return _step(scan)
+        # No query of a step reads what the step has not flushed yet, so the scan's changes wait
+        # for the commit before a VirusTotal call or the step's end: one UPDATE each time.
+        with db.session.no_autoflush:
+            return _step(scan)
 
     def wait_for_quota(self, scan: Scan, exc: QuotaExhausted) -> float:
         scan.status, scan.stage = "pending", "waiting_for_quota"
@@ -77,8 +80,24 @@ class ScanSteps:
 def advance(scan_id: uuid.UUID) -> float | None:
     """Run the next step; returns seconds until the following one, or None when nothing is left
     (or another task has the scan)."""
-    delay = work.advance(SCANS, scan_id, lambda scan: ScanSteps())
-    _changed(scan_id)
+    session = db.session()
+    # A step commits before each VirusTotal call and at its end. The scan it holds under a lease
+    # is written by no one else meanwhile, so it need not be read again after each commit (a
+    # SELECT of the scan and one of its file each time); rows others write (the flight, the key,
+    # a stored report) are read afresh wherever they are read.
+    session.expire_on_commit = False
+    owners: list[uuid.UUID] = []
+
+    def steps(scan: Scan) -> ScanSteps:
+        owners.append(scan.user_id)
+        return ScanSteps()
+
+    try:
+        delay = work.advance(SCANS, scan_id, steps)
+    finally:
+        session.expire_on_commit = True
+    if owners:  # the step ran: the owner's cached reads of their scans are out of date
+        bump_scans_version(owners[0])
     publish("scan", scan_id)  # wakes GET /api/stream/scans/{scan_id}
     return delay
 
@@ -106,11 +125,12 @@ def _settled(scan: Scan) -> None:
 
 
 def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
-    user = db.session.get(User, scan.user_id)
-    # The quota store takes its own lock on the database; our pending writes must not hold one.
-    # Committing here also shows the user the stage the scan is in while VirusTotal answers.
+    # The key is read in this step's transaction, which is then committed: the quota store takes
+    # its own lock on the database and our pending writes must not hold one, and the user sees
+    # the stage the scan is in while VirusTotal answers.
+    keys = selection.choose(scan.user_id, scan.api_key_id)
     db.session.commit()
-    return selection.call(user, fn, key_id=scan.api_key_id)
+    return keys.call(fn)
 
 
 def _step(scan: Scan) -> float | None:
@@ -195,8 +215,9 @@ def _start_waiting(scan: Scan, analysis_id: str, poll_now: bool = False) -> floa
     scan.vt_analysis_id, scan.stage, scan.polls = analysis_id, "waiting_for_analysis", 0
     scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
     flight.remember_analysis(scan.file.sha256, scan.id, analysis_id)
-    # Keep the analysis id even if the next call fails: polling it again costs less than uploading.
-    db.session.commit()
+    # No VirusTotal call follows in this step: the analysis id is committed with the step's end.
+    # Were that commit lost, the scan is still `uploading` (committed before the upload), and
+    # looks the file up before sending it again.
     return 0.0 if poll_now else _cfg("SCAN_POLL_INTERVALS")[0]
 
 
@@ -246,6 +267,9 @@ def usable_report(scan: Scan) -> dict | None:
 
 
 def _record(scan: Scan, report: dict, source: str) -> None:
+    # Only a scan recorded before has verdicts to replace: they are written in the same
+    # transaction as engines_total.
+    recorded_before = scan.engines_total is not None
     attributes = report.get("attributes") or {}
     stats = parse_stats(attributes)
     for category, column in COLUMNS.items():
@@ -254,19 +278,24 @@ def _record(scan: Scan, report: dict, source: str) -> None:
     scan.engines_total, scan.detection_ratio = judged, f"{malicious}/{judged}"
     analysed = attributes.get("last_analysis_date")
     scan.scan_date = datetime.fromtimestamp(int(analysed), UTC) if analysed else utcnow()
-    db.session.execute(delete(EngineResult).where(EngineResult.scan_id == scan.id))
-    for engine, verdict in sorted((attributes.get("last_analysis_results") or {}).items()):
-        db.session.add(
-            EngineResult(
-                scan_id=scan.id,
-                engine_name=str(verdict.get("engine_name") or engine)[:100],
-                engine_version=_text(verdict.get("engine_version"), 100),
-                category=str(verdict.get("category") or "undetected")[:32],
-                result=_text(verdict.get("result"), 255),
-                method=_text(verdict.get("method"), 32),
-                engine_update=_text(verdict.get("engine_update"), 32),
-            )
-        )
+    if recorded_before:
+        db.session.execute(delete(EngineResult).where(EngineResult.scan_id == scan.id))
+    verdicts = [
+        {
+            "scan_id": scan.id,
+            "engine_name": str(verdict.get("engine_name") or engine)[:100],
+            "engine_version": _text(verdict.get("engine_version"), 100),
+            "category": str(verdict.get("category") or "undetected")[:32],
+            "result": _text(verdict.get("result"), 255),
+            "method": _text(verdict.get("method"), 32),
+            "engine_update": _text(verdict.get("engine_update"), 32),
+        }
+        for engine, verdict in sorted((attributes.get("last_analysis_results") or {}).items())
+    ]
+    if verdicts:
+        # One multi-row INSERT: some seventy rows a scan, which as ORM objects cost more CPU than
+        # the rest of the step together.
+        db.session.execute(insert(EngineResult.__table__), verdicts)
     scan.status, scan.stage, scan.report_source, scan.error = "completed", "done", source, None
     _settled(scan)
 
@@ -292,14 +321,6 @@ def _wake_waiters(scan: Scan) -> None:
     if waiting:
         db.session.execute(update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()))
         db.session.info.setdefault("wake_ids", set()).update(waiting)
-
-
-def _changed(scan_id: uuid.UUID) -> None:
-    from .results.cache import bump_scans_version
-
-    scan = db.session.get(Scan, scan_id)
-    if scan is not None:
-        bump_scans_version(scan.user_id)
 
 
 def due_scans(limit: int = 500) -> list[uuid.UUID]:

@@ -18,8 +18,11 @@ from .models import IndicatorReport
 
 
 def get_report(type_: str, value: str) -> IndicatorReport | None:
+    # Another process may have replaced the report since this session last read it.
     return db.session.scalar(
-        select(IndicatorReport).where(IndicatorReport.type == type_, IndicatorReport.value == value)
+        select(IndicatorReport)
+        .where(IndicatorReport.type == type_, IndicatorReport.value == value)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -34,8 +37,11 @@ def save_report(type_: str, value: str, report: dict[str, Any], fetched_at: date
         index_elements=["type", "value"], set_={"report": stmt.excluded.report, "fetched_at": stmt.excluded.fetched_at}
     )
     db.session.execute(stmt)
-    # The identity map may hold the old row; reads after this must see the new one.
-    db.session.expire_all()
+    # The identity map may hold the old row; reads after this must see the new one. Only report
+    # rows: expiring everything would read every other object of the session again.
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, IndicatorReport):
+            db.session.expire(obj)
 
 
 def file_object_from_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
