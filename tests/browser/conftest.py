@@ -16,6 +16,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.fixtures.app import repo_root
+from tests.fixtures.worker import WorkerProcess
+from tests.lookups.helpers import WebServer
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The screenshots the README links to; a run refreshes them.
@@ -45,10 +47,27 @@ class Live:
     problems: list[str] = field(default_factory=list)
 
 
+@pytest.fixture(scope="session")
+def service(test_env, app, tmp_path_factory) -> Iterator[str]:
+    """gunicorn and a worker, started once for every browser test: each test starts from empty
+    tables (tests/fixtures/app.py) and its own emulator state, so they need no restart, and
+    starting them takes longer than most of these tests."""
+    logs = tmp_path_factory.mktemp("service")
+    web = WebServer(logs, {})
+    worker = WorkerProcess(app, logs, 2, {}, beat=False)
+    try:
+        web.wait_ready()
+        worker.wait_ready()
+        yield web.url
+    finally:
+        web.stop()
+        worker.stop()
+
+
 @pytest.fixture
-def live(start_web, worker, vt_emulator) -> Live:
+def live(service, vt_emulator) -> Live:
     """The service as deployed: gunicorn, a worker, the emulator as VirusTotal."""
-    return Live(start_web().url)
+    return Live(service)
 
 
 def _watch(page: Page, problems: list[str]) -> None:

@@ -17,8 +17,11 @@ def test_filter_the_history_and_share_the_view(page: Page, browser, live, client
     add_key(user)
     names = ["eicar.com", "report-q3.txt", "notes.txt"]
     contents = [EICAR, b"quarterly figures, nothing to see\n", b"plain notes\n"]
-    for name, content in zip(names, contents, strict=True):
-        wait_for_scan(client, user, uploaded(client, user, content, name)["scan"]["scan_id"])
+    scans = [
+        uploaded(client, user, content, name)["scan"]["scan_id"] for name, content in zip(names, contents, strict=True)
+    ]
+    for scan_id in scans:
+        wait_for_scan(client, user, scan_id)
 
     sign_in(page, user.username, user.password)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
