@@ -10,7 +10,8 @@ next to DATABASE_URL's. Then:
    starts the worker, so every followed scan moves on and finishes, and meanwhile runs the mixed
    load at a fixed arrival rate (RATE requests/s for DURATION s): scan status reads, history
    pages, cached indicator lookups, uploads, health probes;
-3. sustained: the mixed load alone at SUSTAINED_RATE requests/s for SUSTAINED s;
+3. sustained: the mixed load alone at SUSTAINED_RATE requests/s for SUSTAINED s (several rates
+   in turn when given a list);
 4. waits for the worker's queue to drain, prints the table and stops everything.
 
 Pass: no error (any status >= 400 or a failed request, streams included), p99 of the non-stream
@@ -420,8 +421,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="mixed-load requests per second beside the streams")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load beside the streams")
     parser.add_argument("--sustained", type=float, default=600.0, help="seconds of the mixed load alone (0: none)")
-    parser.add_argument("--sustained-rate", type=float, default=100.0, help="its requests per second")
-    parser.add_argument("--heartbeat", type=float, default=5.0, help="STREAM_HEARTBEAT_SECONDS")
+    parser.add_argument(
+        "--sustained-rate",
+        default="100",
+        help="its requests per second; several (30,50,70) run one after another, to find where p99 crosses the limit",
+    )
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="STREAM_HEARTBEAT_SECONDS (as deployed)")
     parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers of the web process")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes of the worker")
     return parser.parse_args()
@@ -472,8 +477,8 @@ def main() -> int:
             streams.join(timeout=read_timeout + 120)
         if "worker" not in services.procs:
             services.procfile("worker")
-        if args.sustained:
-            phases.append(run_phase("sustained", http, analysts, services, args.sustained_rate, args.sustained))
+        for rate in (float(x) for x in args.sustained_rate.split(",") if args.sustained):
+            phases.append(run_phase(f"sustained {rate:g}/s", http, analysts, services, rate, args.sustained))
         drain_started = time.monotonic()
         wait_until(lambda: queue_drained(env, load_db), "the worker's queue to drain", limit=240)
         figures["queue drained after the load (s)"] = f"{time.monotonic() - drain_started:.1f}"
