@@ -283,6 +283,8 @@ class Config:
         self.METRICS_ALLOWED_ADDRESSES = [] if allowed == "none" else [a.strip() for a in allowed.split(",")]
         # Audit events older than this are pruned by the scheduler.
         self.AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+        # How often beat prunes what is past its retention (audit events, request counts, sessions).
+        self.PRUNE_INTERVAL_SECONDS = env_float("PRUNE_INTERVAL_SECONDS", 3600.0)
         # How many proxies in front of the web process to believe about the client's address
         # (X-Forwarded-For) and scheme: 1 behind a Heroku-style router. Left at 0 when clients reach
         # gunicorn directly, since anyone could then forge the header to dodge the per-address lockout.

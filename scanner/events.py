@@ -29,7 +29,7 @@ from typing import TypeVar
 import redis
 from flask import current_app
 
-from .redis_backoff import Backoff, client
+from .redis_backoff import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,13 +45,7 @@ def shared_redis(operation: Callable[[redis.Redis], T], what: str) -> T | None:
     """Run `operation` on this process's Redis client. None without Redis, or when Redis failed in
     the last few seconds (the failure is logged once): callers carry on without it."""
     url = current_app.config.get("REDIS_URL")
-    if not url or not _shared.available(url):
-        return None
-    try:
-        return operation(client(url, socket_connect_timeout=1.0, socket_timeout=2.0))
-    except redis.RedisError as error:
-        _shared.failed(what, error, url)
-        return None
+    return _shared.call(url, operation, what, socket_connect_timeout=1.0, socket_timeout=2.0)
 
 
 def publish(kind: str, ident: uuid.UUID | str) -> None:
