@@ -34,6 +34,7 @@ import os
 import secrets
 import sys
 import time
+from pathlib import Path
 
 import gevent
 import gevent.pool
@@ -63,12 +64,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests of each kind")
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--heartbeat", type=float, default=15.0)
+    parser.add_argument("--checkout", type=Path, default=ROOT, help="the code to measure (its .venv installed)")
     args = parser.parse_args()
     vt_port, web_port = free_port(), free_port()
     database = recreate_database(os.environ["DATABASE_URL"])
-    services = services_for(
-        service_env(database, os.environ["REDIS_URL"], vt_port, web_port, ROOT / ".venv" / "bin"), "cost.log"
-    )
+    root = args.checkout.resolve()
+    env = service_env(database, os.environ["REDIS_URL"], vt_port, web_port, root / ".venv" / "bin")
+    services = services_for(env, "cost.log", root)
     services.env |= {
         "WEB_CONCURRENCY": "1",
         "STREAM_HEARTBEAT_SECONDS": str(args.heartbeat),
@@ -118,7 +120,8 @@ def main() -> int:
     finally:
         services.stop()
         services.log.close()
-    print(f"\n{'one gevent worker, heartbeat ' + format(args.heartbeat, 'g') + ' s':<52}{'value':>10}")
+    print(f"\n{root}")
+    print(f"{'one gevent worker, heartbeat ' + format(args.heartbeat, 'g') + ' s':<52}{'value':>10}")
     for name, value in rows:
         print(f"{name:<52}{value:>10}")
     print(f"load average (1 min): {os.getloadavg()[0]:.2f}")

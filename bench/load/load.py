@@ -10,7 +10,8 @@ next to DATABASE_URL's. Then:
    starts the worker, so every followed scan moves on and finishes, and meanwhile runs the mixed
    load at a fixed arrival rate (RATE requests/s for DURATION s): scan status reads, history
    pages, cached indicator lookups, uploads, health probes;
-3. sustained: the mixed load alone at SUSTAINED_RATE requests/s for SUSTAINED s;
+3. sustained: the mixed load alone at SUSTAINED_RATE requests/s for SUSTAINED s (several rates
+   in turn when given a list);
 4. waits for the worker's queue to drain, prints the table and stops everything.
 
 Pass: no error (any status >= 400 or a failed request, streams included), p99 of the non-stream
@@ -176,7 +177,9 @@ def sign_up(http: Http, n: int, vt_key: str) -> Analyst:
 
 
 def sign_up_all(http: Http, users: int, vt_key: str) -> list[Analyst]:
-    analysts = gevent.pool.Pool(20).map(lambda n: sign_up(http, n, vt_key), range(users))
+    # A few at a time: adding a key asks VirusTotal (the emulator) while the request holds a
+    # database connection, and setup is not what the run measures.
+    analysts = gevent.pool.Pool(6).map(lambda n: sign_up(http, n, vt_key), range(users))
     for ioc in CACHED_IOCS:  # the first answer fills the cache; the load reads it
         r = http.post_json(f"{API}/check_ioc", {"ioc": ioc}, analysts[0].headers)
         assert r.status in (200, 202), r.text
@@ -348,7 +351,7 @@ def queue_drained(env: dict[str, str], database_url: str) -> bool:
     return queued == 0 and scanning == 0
 
 
-def _latency_rows(phase: Phase) -> tuple[bool, float]:
+def _latency_rows(phase: Phase, p99_limit: float) -> tuple[bool, float]:
     load = phase.load
     everything: list[float] = []
     rows = []
@@ -366,7 +369,7 @@ def _latency_rows(phase: Phase) -> tuple[bool, float]:
     p99 = percentile(everything, 99)
     for sample in load.error_samples:
         print(f"  error e.g. {sample}")
-    return sum(load.errors.values()) == 0 and (not everything or p99 < P99_LIMIT_MS), p99
+    return sum(load.errors.values()) == 0 and (not everything or not p99_limit or p99 < p99_limit), p99
 
 
 def _cpu_rows(phase: Phase) -> None:
@@ -397,17 +400,18 @@ def _stream_rows(streams: list[StreamResult]) -> bool:
     return len(good) == len(streams)
 
 
-def report(phases: list[Phase], streams: list[StreamResult], figures: dict) -> bool:
+def report(phases: list[Phase], streams: list[StreamResult], figures: dict, p99_limit: float) -> bool:
     ok = True
     print(f"\n{'run':<42}{'value':>10}")
     for name, value in figures.items():
         print(f"  {name:<40}{value:>10}")
     for phase in phases:
-        passed, p99 = _latency_rows(phase)
+        passed, p99 = _latency_rows(phase, p99_limit)
         if phase.name == "streams" and streams:
             passed = _stream_rows(streams) and passed
         _cpu_rows(phase)
-        print(f"  {'PASS' if passed else 'FAIL'}: {phase.name}, non-stream p99 {p99:.1f} ms (limit {P99_LIMIT_MS:g})")
+        limit = f"limit {p99_limit:g}" if p99_limit else "reported, not a limit"
+        print(f"  {'PASS' if passed else 'FAIL'}: {phase.name}, non-stream p99 {p99:.1f} ms ({limit})")
         ok = ok and passed
     print(f"\n{'PASS' if ok else 'FAIL'}")
     return ok
@@ -420,8 +424,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=50.0, help="mixed-load requests per second beside the streams")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load beside the streams")
     parser.add_argument("--sustained", type=float, default=600.0, help="seconds of the mixed load alone (0: none)")
-    parser.add_argument("--sustained-rate", type=float, default=100.0, help="its requests per second")
-    parser.add_argument("--heartbeat", type=float, default=5.0, help="STREAM_HEARTBEAT_SECONDS")
+    parser.add_argument(
+        "--sustained-rate",
+        default="100",
+        help="its requests per second; several (30,50,70) run one after another, to find where p99 crosses the limit",
+    )
+    parser.add_argument(
+        "--p99-limit-ms",
+        type=float,
+        default=P99_LIMIT_MS,
+        help="fail when a phase's non-stream p99 is over it; 0 reports p99 without failing on it (shared CI cores)",
+    )
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="STREAM_HEARTBEAT_SECONDS (as deployed)")
     parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers of the web process")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes of the worker")
     return parser.parse_args()
@@ -472,13 +486,13 @@ def main() -> int:
             streams.join(timeout=read_timeout + 120)
         if "worker" not in services.procs:
             services.procfile("worker")
-        if args.sustained:
-            phases.append(run_phase("sustained", http, analysts, services, args.sustained_rate, args.sustained))
+        for rate in (float(x) for x in args.sustained_rate.split(",") if args.sustained):
+            phases.append(run_phase(f"sustained {rate:g}/s", http, analysts, services, rate, args.sustained))
         drain_started = time.monotonic()
         wait_until(lambda: queue_drained(env, load_db), "the worker's queue to drain", limit=240)
         figures["queue drained after the load (s)"] = f"{time.monotonic() - drain_started:.1f}"
         figures["connections the load generator opened"] = http.opened
-        return 0 if report(phases, results, figures) else 1
+        return 0 if report(phases, results, figures, args.p99_limit_ms) else 1
     finally:
         services.stop(grace=20)
         services.log.close()

@@ -14,6 +14,7 @@ flight, not by its open streams.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from flask import Response, current_app, stream_with_context
+from sqlalchemy import exc
 
 from .. import events
 from ..auth.revocation import is_revoked
@@ -32,6 +34,8 @@ from . import slots
 # A snapshot: (what decides whether anything changed, the event's data).
 Snapshot = tuple[Hashable, dict[str, Any]]
 RECONNECT_MS = 3000
+DB_RETRY_SECONDS = 1.0
+log = logging.getLogger(__name__)
 EVENT_STREAM_DOC = {"200": {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {}}}}}
 
 
@@ -57,7 +61,9 @@ def follow(
 
     The row is read when an event wakes the stream and every `subscription.interval` (a safety
     net), not at each heartbeat; the first heartbeat comes at a random point of the first period,
-    so streams opened together do not beat (and query) together for ever after."""
+    so streams opened together do not beat (and query) together for ever after. A read and a
+    token check that fall due together share one database checkout, in autocommit (no BEGIN and
+    ROLLBACK round trips around a read)."""
     cfg = current_app.config
     heartbeat, limit = cfg["STREAM_HEARTBEAT_SECONDS"], cfg["STREAM_MAX_SECONDS"]
     started = time.monotonic()
@@ -71,30 +77,56 @@ def follow(
         woken = True
         while True:
             now = time.monotonic()
-            if woken or now >= next_read:
-                signature, data = snapshot()
-                db.session.close()  # no connection is held while waiting
-                next_read = now + subscription.interval
-                if signature != last:
-                    yield sse(event, data)
-                    last = signature
-                if is_final(data):
-                    yield sse("complete", data)
-                    return
+            read, beat = woken or now >= next_read, now >= next_beat
+            looked = _look(snapshot if read else None, token if beat else None)
+            if looked is None:  # the database did not answer: try again shortly
+                next_read = min(next_read, now + DB_RETRY_SECONDS)
+            else:
+                (signature, data), revoked = looked
+                if read:
+                    next_read = now + subscription.interval
+                    if signature != last:
+                        yield sse(event, data)
+                        last = signature
+                    if is_final(data):
+                        yield sse("complete", data)
+                        return
+                if beat:
+                    next_beat = now + heartbeat
+                    if revoked:
+                        yield _unauthorized("TOKEN_REVOKED", "Token has been revoked")
+                        return
+                    slots.renew(slot)
+                    yield ": heartbeat\n\n"
             ending = _ending(now, token_ends, ends, limit)
             if ending:
                 yield ending
                 return
-            if now >= next_beat:
-                next_beat = now + heartbeat
-                if _revoked(token):
-                    yield _unauthorized("TOKEN_REVOKED", "Token has been revoked")
-                    return
-                slots.renew(slot)
-                yield ": heartbeat\n\n"
-            woken = subscription.wait(min(next_read, next_beat, ends, token_ends) - now)
+            woken = subscription.wait(min(next_read, next_beat, ends, token_ends) - time.monotonic())
     finally:
         subscription.close()
+
+
+def _look(
+    snapshot: Callable[[], Snapshot] | None, token: dict[str, Any] | None
+) -> tuple[Snapshot | tuple[None, None], bool] | None:
+    """The snapshot and whether the token is revoked, each when asked for; None when the database
+    could not be reached (a full pool, a restart): the stream waits and tries again rather than
+    dropping its client. No connection is held once it returns."""
+    if snapshot is None and token is None:
+        return (None, None), False
+    try:
+        if db.session().in_transaction():  # what the view left open: its work is done
+            db.session.close()
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        taken = snapshot() if snapshot is not None else (None, None)
+        return taken, token is not None and is_revoked(token, fresh=True)
+    except (exc.TimeoutError, exc.OperationalError, exc.InterfaceError) as error:
+        log.warning("a stream could not read the database, trying again in %gs: %s", DB_RETRY_SECONDS, error)
+        db.session.rollback()
+        return None
+    finally:
+        db.session.close()
 
 
 def _ending(now: float, token_ends: float, ends: float, limit: float) -> str | None:
@@ -104,12 +136,6 @@ def _ending(now: float, token_ends: float, ends: float, limit: float) -> str | N
     if now >= ends:
         return sse("timeout", {"message": f"Stream closed after {limit:g} seconds; reconnect to go on"})
     return None
-
-
-def _revoked(token: dict[str, Any]) -> bool:
-    revoked = is_revoked(token, fresh=True)
-    db.session.close()
-    return revoked
 
 
 def response(body: Iterator[str], slot: slots.Slot) -> Response:

@@ -154,7 +154,7 @@ def test_a_hundred_clients_that_go_away_leave_no_greenlet_thread_or_subscription
     probes.mkdir()
     add_key(user)
     server = start_web(
-        config=PROBE_CONFIG, STREAM_PROBE_DIR=str(probes), STREAM_MAX_PER_USER="100", STREAM_HEARTBEAT_SECONDS="1"
+        config=PROBE_CONFIG, STREAM_PROBE_DIR=str(probes), STREAM_MAX_PER_USER="100", STREAM_HEARTBEAT_SECONDS="3"
     )
     job_id = submit_bulk(server, user, "gone.example.com")["job_id"]
     redis_client = redis.Redis.from_url(test_env["REDIS_URL"]) if test_env.get("REDIS_URL") else None
