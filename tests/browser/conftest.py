@@ -101,6 +101,11 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
+def settled(page: Page) -> None:
+    """The page's script has loaded what it shows and switched its controls on."""
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+
 def sign_in(page: Page, username: str, password: str) -> None:
     page.goto("/signin")
     page.get_by_label("Username or email").fill(username)
@@ -108,3 +113,4 @@ def sign_in(page: Page, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/files")
     page.get_by_text(f"Signed in as {username}").wait_for()
+    settled(page)

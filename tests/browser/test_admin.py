@@ -36,6 +36,10 @@ def test_an_admin_sees_health_users_and_the_audit_trail(page: Page, live, make_a
 def test_a_user_sees_no_admin_link_and_the_pages_fit_a_phone(browser, live, user):
     phone = open_page(browser, live, PHONE)
     phone.goto("/signin")
+    phone.get_by_label("Username or email").fill(user.username)
+    phone.get_by_label("Password").fill("not the password")
+    phone.get_by_role("button", name="Sign in").click()
+    expect(phone.locator("#notice")).to_contain_text("Invalid username or password")
     screenshot(phone, "signin-phone")
     sign_in(phone, user.username, user.password)
     expect(phone.get_by_role("link", name="Admin")).to_be_hidden()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
 from .conftest import screenshot
@@ -57,3 +58,12 @@ def test_register_then_add_rename_deactivate_and_delete_a_key(page: Page, live, 
     page.once("dialog", lambda dialog: dialog.accept())
     key.get_by_role("button", name="Delete").click()
     expect(page.locator("#keys > li")).to_have_count(0)
+
+    # Signing out ends the session on the server: its token is refused, the pages ask to sign in.
+    token = page.evaluate("JSON.parse(localStorage.getItem('scanner.session')).access_token")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/signin")
+    refused = requests.get(f"{live.url}/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "TOKEN_REVOKED"
+    page.goto("/keys")
+    expect(page).to_have_url(f"{live.url}/signin?next=%2Fkeys")

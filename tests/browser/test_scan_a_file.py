@@ -19,6 +19,7 @@ def test_sign_in_upload_eicar_watch_the_verdict_and_export_a_pdf(page: Page, liv
     expect(page).to_have_url(f"{live.url}/signin?next=%2Ffiles")
     sign_in(page, user.username, user.password)
     expect(page.get_by_label("Never upload")).not_to_be_checked()
+    expect(page.get_by_label("Choose files to scan")).to_be_enabled()
 
     sample = tmp_path / "eicar.com"
     sample.write_bytes(EICAR)

@@ -362,6 +362,11 @@ const Scanner = (() => {
         await init();
       } catch (error) {
         notice(errorText(error));
+      } finally {
+        // Controls that act through the script stay off until it has set them up: a form sent
+        // before that would reload the page, and an upload could miss the user's "never upload".
+        document.querySelectorAll("[data-wait]").forEach((node) => (node.disabled = false));
+        document.body.dataset.ready = "true";
       }
     };
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

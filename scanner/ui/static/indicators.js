@@ -14,7 +14,7 @@ Scanner.ready(async () => {
   }
 
   function sourceText(source) {
-    return { cache: "cache", database: "stored report", virustotal: "VirusTotal, just now" }[source] || "—";
+    return { cache: "cache", database: "stored report", virustotal: "VirusTotal" }[source] || "—";
   }
 
   // -- one indicator ----------------------------------------------------------------------------
