@@ -78,6 +78,15 @@ class Config:
         self.JWT_TOKEN_LOCATION = ["headers"]
 
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            # Per process. A gevent web worker serves many requests at once, but an open stream
+            # holds no connection while it waits (scanner/streams/sse.py): the pool is sized by the
+            # requests in flight, and what PostgreSQL's max_connections leaves for every process.
+            self.SQLALCHEMY_ENGINE_OPTIONS |= {
+                "pool_size": env_int("DB_POOL_SIZE", 5),
+                "max_overflow": env_int("DB_MAX_OVERFLOW", 10),
+                "pool_timeout": env_float("DB_POOL_TIMEOUT", 30.0),
+            }
         self.REDIS_URL = env("REDIS_URL")
 
         broker = env("CELERY_BROKER_URL", self.REDIS_URL or f"sqla+sqlite:///{instance / 'broker.sqlite'}")
