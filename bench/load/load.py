@@ -486,32 +486,47 @@ def main() -> int:
         "machine cores": os.cpu_count(),
     }
     print(f"logs: {services.log.name}")
+    phases: list[Phase] = []
+    results: list[StreamResult] = []
     try:
         start_web(services, http, vt_port, vt_key, "--queued-seconds", "4", "--progress-seconds", "8")
         started = time.monotonic()
         analysts = sign_up_all(http, args.users, vt_key)
         figures["setup: users, keys, uploads (s)"] = f"{time.monotonic() - started:.1f}"
-        phases, results = [], []
+        progress(f"{args.users} users signed up")
         if args.streams:
             read_timeout = args.heartbeat * 4 + 30
             results, streams, took = open_streams(http, analysts, args.streams, read_timeout)
             figures["streams open, first events in (s)"] = f"{took:.1f}"
+            progress(f"{args.streams} streams open")
             gevent.sleep(args.heartbeat * 1.5)  # every stream beats at least once before anything changes
             services.procfile("worker")
             phases.append(run_phase("streams", http, analysts, services, args.rate, args.duration))
+            progress("mixed load beside the streams done")
             streams.join(timeout=read_timeout + 120)
+            progress("streams ended")
         if "worker" not in services.procs:
             services.procfile("worker")
         for rate in (float(x) for x in args.sustained_rate.split(",") if args.sustained):
             phases.append(run_phase(f"sustained {rate:g}/s", http, analysts, services, rate, args.sustained))
+            progress(f"sustained {rate:g}/s done")
         drain_started = time.monotonic()
         wait_until(lambda: queue_drained(env, load_db), "the worker's queue to drain", limit=240)
         figures["queue drained after the load (s)"] = f"{time.monotonic() - drain_started:.1f}"
         figures["connections the load generator opened"] = http.opened
         return 0 if report(phases, results, figures, args.p99_limit_ms) else 1
+    except SystemExit:  # stopped, or gave up waiting: what was measured so far, then FAIL
+        if phases:
+            report(phases, results, figures, args.p99_limit_ms)
+        print("FAIL: the run did not finish")
+        raise
     finally:
         services.stop(grace=20)
         services.log.close()
+
+
+def progress(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what} (load average {os.getloadavg()[0]:.2f})", flush=True)
 
 
 if __name__ == "__main__":
