@@ -68,14 +68,15 @@ bench: install
 LOAD_ENV = DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/scanner} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/13}
 load: install
-	$(LOAD_ENV) $(BIN)/python bench/load/load.py $(LOAD_ARGS)
+	$(LOAD_ENV) $(BIN)/python -u bench/load/load.py $(LOAD_ARGS)
 
 # The same two phases cut short for CI (about two minutes): 100 streams and 30 s of each. It fails
 # on any error and on a stream that misses its events or heartbeats; p99 is printed, not judged
 # (CI shares its cores).
-LOAD_SHORT_ARGS ?= --streams 100 --users 40 --duration 30 --sustained 30 --heartbeat 5 --p99-limit-ms 0
+LOAD_SHORT_ARGS ?= --streams 100 --users 40 --rate 20 --duration 30 --sustained 30 --sustained-rate 30 --heartbeat 5 \
+	--p99-limit-ms 0
 load-short: install
-	$(LOAD_ENV) timeout 300 $(BIN)/python bench/load/load.py $(LOAD_SHORT_ARGS) $(LOAD_ARGS)
+	$(LOAD_ENV) timeout 300 $(BIN)/python -u bench/load/load.py $(LOAD_SHORT_ARGS) $(LOAD_ARGS)
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -23,8 +23,8 @@ emulator, this load generator, the whole machine), with the web process's CPU pe
 load generator runs on the same cores as the service, so its own share is shown apart.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scanner REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 50 --duration 60 \\
-        --sustained 600 --sustained-rate 100]
+        .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 40 --duration 60 \\
+        --sustained 600 --sustained-rate 50]
 
 `--streams 0` or `--sustained 0` leaves a phase out. Redis: REDIS_URL's database for the cache
 and the broker (or LOAD_BROKER_URL for the broker); both are emptied first.
@@ -274,9 +274,20 @@ class MixedLoad:
 class CpuMeter:
     """CPU seconds each part of the run used between `start()` and `stop()`."""
 
-    def __init__(self, services: Processes) -> None:
+    def __init__(self, services: Processes, database: str) -> None:
         self.services = services
+        self.database = database
         self.used: dict[str, float] = {}
+
+    def _postgres(self) -> float:
+        """The run's PostgreSQL backends (their titles name the database); one closed meanwhile
+        takes its CPU with it, so this is a floor."""
+        total = 0.0
+        for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            title = " ".join(proc.info["cmdline"] or ())
+            if proc.info["name"] == "postgres" and f" {self.database} " in f"{title} " and proc.info["cpu_times"]:
+                total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        return total
 
     def _now(self) -> dict[str, float]:
         figures = {}
@@ -293,6 +304,7 @@ class CpuMeter:
                     continue
                 total += times.user + times.system
             figures[name] = total
+        figures["PostgreSQL (this database)"] = self._postgres()
         me = resource.getrusage(resource.RUSAGE_SELF)
         figures["load generator"] = me.ru_utime + me.ru_stime
         machine = psutil.cpu_times()
@@ -331,7 +343,8 @@ def open_streams(http: Http, analysts: list[Analyst], count: int, read_timeout: 
 def run_phase(
     name: str, http: Http, analysts: list[Analyst], services: Processes, rate: float, duration: float
 ) -> Phase:
-    phase = Phase(name, MixedLoad(http, analysts), CpuMeter(services), os.getloadavg()[0])
+    database = urlparse(services.env["DATABASE_URL"]).path.strip("/")
+    phase = Phase(name, MixedLoad(http, analysts), CpuMeter(services, database), os.getloadavg()[0])
     phase.cpu.start()
     phase.load.run(rate, duration)
     phase.cpu.stop()
@@ -381,6 +394,9 @@ def _cpu_rows(phase: Phase) -> None:
     if done and "web" in cpu.used:
         print(f"  {'web CPU per request (ms)':<40}{1000 * cpu.used['web'] / done:>10.2f}")
         print(f"  {'load generator CPU per request (ms)':<40}{1000 * cpu.used['load generator'] / done:>10.2f}")
+        outside = ("load generator", "machine (all processes)")
+        service = sum(used for name, used in cpu.used.items() if name not in outside)
+        print(f"  {'service CPU per request (ms), all parts':<40}{1000 * service / done:>10.2f}")
 
 
 def _stream_rows(streams: list[StreamResult]) -> bool:
@@ -402,7 +418,7 @@ def _stream_rows(streams: list[StreamResult]) -> bool:
 
 def report(phases: list[Phase], streams: list[StreamResult], figures: dict, p99_limit: float) -> bool:
     ok = True
-    print(f"\n{'run':<42}{'value':>10}")
+    print(f"\n{'run':<42}{'value':>10}", flush=True)
     for name, value in figures.items():
         print(f"  {name:<40}{value:>10}")
     for phase in phases:
@@ -421,12 +437,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=50.0, help="mixed-load requests per second beside the streams")
+    parser.add_argument("--rate", type=float, default=40.0, help="mixed-load requests per second beside the streams")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load beside the streams")
     parser.add_argument("--sustained", type=float, default=600.0, help="seconds of the mixed load alone (0: none)")
     parser.add_argument(
         "--sustained-rate",
-        default="100",
+        default="50",
         help="its requests per second; several (30,50,70) run one after another, to find where p99 crosses the limit",
     )
     parser.add_argument(
@@ -470,32 +486,47 @@ def main() -> int:
         "machine cores": os.cpu_count(),
     }
     print(f"logs: {services.log.name}")
+    phases: list[Phase] = []
+    results: list[StreamResult] = []
     try:
         start_web(services, http, vt_port, vt_key, "--queued-seconds", "4", "--progress-seconds", "8")
         started = time.monotonic()
         analysts = sign_up_all(http, args.users, vt_key)
         figures["setup: users, keys, uploads (s)"] = f"{time.monotonic() - started:.1f}"
-        phases, results = [], []
+        progress(f"{args.users} users signed up")
         if args.streams:
             read_timeout = args.heartbeat * 4 + 30
             results, streams, took = open_streams(http, analysts, args.streams, read_timeout)
             figures["streams open, first events in (s)"] = f"{took:.1f}"
+            progress(f"{args.streams} streams open")
             gevent.sleep(args.heartbeat * 1.5)  # every stream beats at least once before anything changes
             services.procfile("worker")
             phases.append(run_phase("streams", http, analysts, services, args.rate, args.duration))
+            progress("mixed load beside the streams done")
             streams.join(timeout=read_timeout + 120)
+            progress("streams ended")
         if "worker" not in services.procs:
             services.procfile("worker")
         for rate in (float(x) for x in args.sustained_rate.split(",") if args.sustained):
             phases.append(run_phase(f"sustained {rate:g}/s", http, analysts, services, rate, args.sustained))
+            progress(f"sustained {rate:g}/s done")
         drain_started = time.monotonic()
         wait_until(lambda: queue_drained(env, load_db), "the worker's queue to drain", limit=240)
         figures["queue drained after the load (s)"] = f"{time.monotonic() - drain_started:.1f}"
         figures["connections the load generator opened"] = http.opened
         return 0 if report(phases, results, figures, args.p99_limit_ms) else 1
+    except SystemExit:  # stopped, or gave up waiting: what was measured so far, then FAIL
+        if phases:
+            report(phases, results, figures, args.p99_limit_ms)
+        print("FAIL: the run did not finish")
+        raise
     finally:
         services.stop(grace=20)
         services.log.close()
+
+
+def progress(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what} (load average {os.getloadavg()[0]:.2f})", flush=True)
 
 
 if __name__ == "__main__":
