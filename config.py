@@ -78,6 +78,15 @@ class Config:
         self.JWT_TOKEN_LOCATION = ["headers"]
 
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            # Per process. A gevent web worker serves many requests at once, but an open stream
+            # holds no connection while it waits (scanner/streams/sse.py): the pool is sized by the
+            # requests in flight, and what PostgreSQL's max_connections leaves for every process.
+            self.SQLALCHEMY_ENGINE_OPTIONS |= {
+                "pool_size": env_int("DB_POOL_SIZE", 5),
+                "max_overflow": env_int("DB_MAX_OVERFLOW", 10),
+                "pool_timeout": env_float("DB_POOL_TIMEOUT", 30.0),
+            }
         self.REDIS_URL = env("REDIS_URL")
 
         broker = env("CELERY_BROKER_URL", self.REDIS_URL or f"sqla+sqlite:///{instance / 'broker.sqlite'}")
@@ -274,6 +283,8 @@ class Config:
         self.METRICS_ALLOWED_ADDRESSES = [] if allowed == "none" else [a.strip() for a in allowed.split(",")]
         # Audit events older than this are pruned by the scheduler.
         self.AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+        # How often beat prunes what is past its retention (audit events, request counts, sessions).
+        self.PRUNE_INTERVAL_SECONDS = env_float("PRUNE_INTERVAL_SECONDS", 3600.0)
         # How many proxies in front of the web process to believe about the client's address
         # (X-Forwarded-For) and scheme: 1 behind a Heroku-style router. Left at 0 when clients reach
         # gunicorn directly, since anyone could then forge the header to dodge the per-address lockout.

@@ -63,9 +63,11 @@ def create_app(config: str | Config | None = None) -> Flask:
     from .system.middleware import init_middleware
 
     init_middleware(app)
+    from .metrics.store import init_shared_counters
     from .providers.metrics import init_request_counting
     from .system.prometheus import init_prometheus
 
+    init_shared_counters(app)
     init_request_counting(app)
     init_prometheus(app)
     from .api_keys.cli import register_cli as register_keys_cli

@@ -11,13 +11,15 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 
 log = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = 5.0
+T = TypeVar("T")
 
 _clients: dict[tuple[str, tuple[tuple[str, Any], ...]], redis.Redis] = {}
 _lock = threading.Lock()
@@ -51,3 +53,14 @@ class Backoff:
     def failed(self, operation: str, error: Exception, target: Any = None) -> None:
         self._table(target)[target] = time.monotonic() + self.seconds
         log.warning("%s %s failed, going without it for %.0fs: %s", self.name, operation, self.seconds, error)
+
+    def call(self, url: str | None, operation: Callable[[redis.Redis], T], what: str, **options: Any) -> T | None:
+        """Run `operation` on this process's client for `url`. None without Redis, or when it failed
+        in the last few seconds (the failure is logged once): the caller carries on without it."""
+        if not url or not self.available(url):
+            return None
+        try:
+            return operation(client(url, **options))
+        except redis.RedisError as error:
+            self.failed(what, error, url)
+            return None

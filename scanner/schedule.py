@@ -13,5 +13,8 @@ def beat_schedule(app: Flask) -> dict:
             "task": "scanner.lookups.tasks.sweep_lookups",
             "schedule": app.config["LOOKUP_SWEEP_SECONDS"],
         },
-        "prune-old-records": {"task": "scanner.housekeeping.prune_old_records", "schedule": 3600.0},
+        "prune-old-records": {
+            "task": "scanner.housekeeping.prune_old_records",
+            "schedule": app.config["PRUNE_INTERVAL_SECONDS"],
+        },
     }

@@ -41,12 +41,21 @@ from sqlalchemy.orm import InstrumentedAttribute
 from .db_types import utcnow
 from .errors import AppError, QuotaExhausted
 from .extensions import db
+from .metrics import SharedCounter
 from .virustotal.errors import VirusTotalError, VTConnectionError
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 # A countdown may fire a hair before the time it was computed for.
 EARLY = timedelta(seconds=1)
+
+# By the kind of row (the prefix of its settings: scan, lookup) and why, wherever the step ran.
+RETRIES = SharedCounter(
+    "scanner_work_retries_total", "Steps of scans and lookups that will be tried again", ("work", "cause")
+)
+QUOTA_WAITS = SharedCounter(
+    "scanner_work_quota_waits_total", "Steps of scans and lookups that wait for a key's VirusTotal quota", ("work",)
+)
 
 
 @dataclass(frozen=True)
@@ -174,12 +183,15 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
         log.info("%s waits %.0fs for VirusTotal quota", name, exc.retry_after)
+        QUOTA_WAITS.inc(rows.settings.lower())
         return work.wait_for_quota(row, exc)
     except VirusTotalError as exc:
         if not exc.retryable:
             work.fail(row, f"VirusTotal refused the request: {exc}")
             return None
-        return _retry_or_fail(rows, row, work, name, "VirusTotal kept failing", str(exc), _unreachable_cap(exc))
+        return _retry_or_fail(
+            rows, row, work, name, ("virustotal", "VirusTotal kept failing"), str(exc), _unreachable_cap(exc)
+        )
     except AppError as exc:  # no usable key, key inactive or deleted: nothing to wait for
         if interactive:
             raise
@@ -193,16 +205,17 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         db.session.rollback()
         log.exception("unexpected error in a step of %s", name)
         # The exception's text may name hosts or users of our own services: the log has it.
-        return _retry_or_fail(
-            rows, row, work, name, "An internal error kept stopping it", f"{type(exc).__name__}, see the log"
-        )
+        cause = ("internal", "An internal error kept stopping it")
+        return _retry_or_fail(rows, row, work, name, cause, f"{type(exc).__name__}, see the log")
     row.attempts = 0  # type: ignore[attr-defined]
     return delay
 
 
 def _retry_or_fail(
-    rows: WorkRows, row: Any, work: Steps, name: str, kept_failing: str, last: str, cap: float | None = None
+    rows: WorkRows, row: Any, work: Steps, name: str, cause: tuple[str, str], last: str, cap: float | None = None
 ) -> float | None:
+    """`cause`: the retries counter's label and what the owner reads when the row fails."""
+    label, kept_failing = cause
     limit = rows.setting("MAX_ATTEMPTS")
     if row.attempts >= limit:
         work.fail(row, f"{kept_failing} ({row.attempts} attempts), last: {last}")
@@ -214,6 +227,7 @@ def _retry_or_fail(
     # Jitter spreads the retries of many rows that failed together.
     delay = _pause(rows, row.attempts, cap) * random.uniform(0.5, 1.0)
     log.warning("%s retries in %.0fs (attempt %d of %d): %s", name, delay, row.attempts, limit, last)
+    RETRIES.inc(rows.settings.lower(), label)
     return delay
 
 

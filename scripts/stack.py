@@ -4,37 +4,13 @@ VirusTotal, on embedded defaults in a folder of its own: what `make try` and `ma
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import requests
+from processes import BIN_DEFAULT, ROOT, Processes, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], what: str, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gave up waiting for {what}")
+__all__ = ["ROOT", "Stack", "free_port"]
 
 
 class Stack:
@@ -58,27 +34,19 @@ class Stack:
         self.env = {
             **os.environ,
             # The Procfile names gunicorn and celery bare, as a platform's PATH has them.
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": f"{BIN_DEFAULT}{os.pathsep}{os.environ.get('PATH', '')}",
             "INSTANCE_DIR": str(workdir),
             "VT_API_URL": f"{self.vt_url}/api/v3",
             "PORT": str(web_port),
             **(env or {}),
         }
-        self.procs: list[subprocess.Popen] = []
-
-    def _start(self, args: list[str]) -> None:
-        self.procs.append(
-            subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
+        self.processes = Processes(self.env, log)
 
     def __enter__(self) -> Stack:
         try:
-            self._start([str(BIN / "python"), "-m", "vt_emulator", *self.emulator_args])
-            migrate = [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"]
-            subprocess.run(migrate, cwd=ROOT, env=self.env, check=True, stdout=self.log, stderr=subprocess.STDOUT)
-            self._start([str(BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat"])
+            self.processes.emulator(*self.emulator_args)
+            self.processes.migrate()
+            self.processes.procfile("web", "worker", "beat")
             wait_until(lambda: requests.get(f"{self.vt_url}/_emulator/counts", timeout=2).ok, "the emulator")
             ready = f"{self.api}/health/ready"
             wait_until(lambda: requests.get(ready, timeout=5).status_code == 200, "the service", 90)
@@ -91,12 +59,4 @@ class Stack:
         self.stop()
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        self.procs.clear()
+        self.processes.stop()

@@ -100,6 +100,9 @@ class Emulator(EmulatorState):
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._open = threading.Event()  # cleared by hold(): API requests wait, unanswered
+        self._open.set()
+        self._held = 0
         self._handlers: dict[str, Callable[[Request, str, str | None], Any]] = {
             "GET /files/upload_url": lambda request, base, _: f"{request.host_url}_upload/{self.new_upload_token()}",
             "GET /files/{id}": lambda request, base, item: self.file_body(item, base),
@@ -116,6 +119,38 @@ class Emulator(EmulatorState):
 
     def __repr__(self) -> str:
         return f"Emulator(url={self.url if self._server else None!r})"
+
+    # -- holding requests in flight ------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Keep every API request that arrives from now on waiting, unanswered, until release():
+        lets a test act while a request is in flight."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    @property
+    def held(self) -> int:
+        """How many API requests are waiting for release()."""
+        with self._lock:
+            return self._held
+
+    def reset(self) -> None:
+        super().reset()
+        self.release()
+
+    def _wait_while_held(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self._held += 1
+        try:
+            while not self._open.wait(0.05) and not self._stopping.is_set():
+                pass
+        finally:
+            with self._lock:
+                self._held -= 1
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -180,6 +215,7 @@ class Emulator(EmulatorState):
 
     def _api(self, request: Request, label: str, item: str | None) -> Response:
         key = request.headers.get("x-apikey") or None
+        self._wait_while_held()
         generation = self.generation
         disruption = self.disruption()
         if disruption.delay:

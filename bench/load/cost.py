@@ -12,15 +12,20 @@ STREAM_HEARTBEAT_SECONDS). Prints a table with what one core carries at those co
 """
 
 from load import (  # noqa: I001  load patches the standard library for gevent first
+    API,
     MIX,
+    ROOT,
+    Http,
     MixedLoad,
-    Services,
+    Processes,
     StreamResult,
     follow,
     free_port,
     recreate_database,
     service_env,
+    services_for,
     sign_up,
+    start_web,
     wait_until,
 )
 
@@ -29,17 +34,15 @@ import os
 import secrets
 import sys
 import time
-from pathlib import Path
 
 import gevent
 import gevent.pool
 import psutil
-import requests
 
 
-def worker_of(services: Services) -> psutil.Process:
+def worker_of(services: Processes) -> psutil.Process:
     """The one gunicorn worker under honcho > gunicorn master."""
-    honcho = psutil.Process(services.procs[-1].pid)
+    honcho = psutil.Process(services.procs["web"].pid)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         gunicorns = [p for p in honcho.children(recursive=True) if "gunicorn" in " ".join(p.cmdline())]
@@ -60,25 +63,25 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests of each kind")
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--heartbeat", type=float, default=15.0)
-    parser.add_argument("--ports", default="8600-8699")
     args = parser.parse_args()
-    low, high = (int(x) for x in args.ports.split("-"))
-    vt_port = free_port(low, high)
-    web_port = free_port(vt_port + 1, high)
-    env = service_env(recreate_database(os.environ["DATABASE_URL"]), os.environ["REDIS_URL"], vt_port, web_port)
-    env |= {"WEB_CONCURRENCY": "1", "STREAM_HEARTBEAT_SECONDS": str(args.heartbeat), "STREAM_MAX_PER_USER": "3"}
-    services = Services(env, Path(env["INSTANCE_DIR"]) / "cost.log")
-    api = f"http://127.0.0.1:{web_port}/api"
+    vt_port, web_port = free_port(), free_port()
+    database = recreate_database(os.environ["DATABASE_URL"])
+    services = services_for(
+        service_env(database, os.environ["REDIS_URL"], vt_port, web_port, ROOT / ".venv" / "bin"), "cost.log"
+    )
+    services.env |= {
+        "WEB_CONCURRENCY": "1",
+        "STREAM_HEARTBEAT_SECONDS": str(args.heartbeat),
+        "STREAM_MAX_PER_USER": "3",
+    }
+    http = Http("127.0.0.1", web_port)
     vt_key = secrets.token_hex(32)
     rows: list[tuple[str, str]] = []
     try:
-        services.emulator(vt_port, vt_key)
-        services.migrate()
-        services.procfile("web")
-        wait_until(lambda: requests.get(f"{api}/health", timeout=5).status_code == 200, "the web process")
+        start_web(services, http, vt_port, vt_key)
         worker = worker_of(services)
-        analysts = gevent.pool.Pool(5).map(lambda n: sign_up(api, n, vt_key), range(args.streams // 3 + 1))
-        load = MixedLoad(api, analysts)
+        analysts = gevent.pool.Pool(5).map(lambda n: sign_up(http, n, vt_key), range(args.streams // 3 + 1))
+        load = MixedLoad(http, analysts)
         load.one("cached lookup")  # fills the cache
         for kind, _ in MIX:
             before = cpu_ms(worker)
@@ -94,7 +97,7 @@ def main() -> int:
         opened_at = time.monotonic()
         for n, result in enumerate(results):
             analyst = analysts[n % len(analysts)]
-            group.spawn(follow, f"{api}/stream/scans/{analyst.scan_id}", analyst, opened_at, result, 600)
+            group.spawn(follow, http, f"{API}/stream/scans/{analyst.scan_id}", analyst, opened_at, result, 600)
         wait_until(lambda: all(r.first_event_ms is not None or r.error for r in results), "the streams")
         opened = sum(r.status_code == 200 for r in results)
         gevent.sleep(2)
@@ -114,6 +117,7 @@ def main() -> int:
         rows.append(("errors", str(errors + sum(1 for r in results if r.error))))
     finally:
         services.stop()
+        services.log.close()
     print(f"\n{'one gevent worker, heartbeat ' + format(args.heartbeat, 'g') + ' s':<52}{'value':>10}")
     for name, value in rows:
         print(f"{name:<52}{value:>10}")

@@ -6,21 +6,27 @@ next to DATABASE_URL's. Then:
 
 1. signs up USERS analysts (each adds a VirusTotal key and uploads a file, whose scan waits: no
    worker runs yet) and warms the indicator cache;
-2. opens STREAMS scan streams at once, spread over the users (`/api/stream/scans/{id}`);
-3. starts the worker, so every followed scan moves on and finishes, and meanwhile runs the mixed
-   load at a fixed arrival rate (RATE requests/s for DURATION s): scan status reads, history pages,
-   cached indicator lookups, uploads, health probes;
-4. waits for every stream to end and the worker's queue to drain, prints the table and stops all.
+2. streams: opens STREAMS scan streams at once, spread over the users (`/api/stream/scans/{id}`),
+   starts the worker, so every followed scan moves on and finishes, and meanwhile runs the mixed
+   load at a fixed arrival rate (RATE requests/s for DURATION s): scan status reads, history
+   pages, cached indicator lookups, uploads, health probes;
+3. sustained: the mixed load alone at SUSTAINED_RATE requests/s for SUSTAINED s;
+4. waits for the worker's queue to drain, prints the table and stops everything.
 
 Pass: no error (any status >= 400 or a failed request, streams included), p99 of the non-stream
-requests under 250 ms, and every stream got its first event, a heartbeat, a status change from
-the worker and `complete`. Exit status 1 otherwise.
+requests under 250 ms in each phase, and every stream got its first event, a heartbeat, a status
+change from the worker and `complete`. Exit status 1 otherwise.
+
+The CPU each part used during each phase is printed too (the web process, the worker, the
+emulator, this load generator, the whole machine), with the web process's CPU per request: the
+load generator runs on the same cores as the service, so its own share is shown apart.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scanner REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 100 --duration 60]
+        .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 50 --duration 60 \\
+        --sustained 600 --sustained-rate 100]
 
-`--streams 0 --duration 600` is the sustained mixed load without streams. Redis: REDIS_URL's
-database for the cache and the one below it for the broker; both are emptied first.
+`--streams 0` or `--sustained 0` leaves a phase out. Redis: REDIS_URL's database for the cache
+and the broker (or LOAD_BROKER_URL for the broker); both are emptied first.
 """
 
 from gevent import monkey
@@ -32,30 +38,34 @@ import base64  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import resource  # noqa: E402
 import secrets  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-import requests  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-# The emulator's module: the one place that names it.
-VT_EMULATOR_MODULE = os.environ.get("VT_EMULATOR_MODULE", "vt_emulator")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from client import Http  # noqa: E402
+from processes import Processes, free_port, wait_until  # noqa: E402
+
 PASSWORD = "Load-Test-Password-42"
 CACHED_IOCS = ("8.8.8.8", "1.1.1.1", "example.com", "44d88612fea8a8f36de82e1278abb02f")
 P99_LIMIT_MS = 250.0
 MIX = (("status", 45), ("history", 20), ("cached lookup", 25), ("upload", 5), ("health", 5))
+API = "/api"
 
 
 @dataclass
@@ -63,7 +73,6 @@ class Analyst:
     username: str
     token: str
     scan_id: str = ""
-    session: requests.Session = field(default_factory=requests.Session)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -78,19 +87,6 @@ class StreamResult:
     heartbeats: int = 0
     complete: bool = False
     error: str = ""
-
-
-def free_port(start: int, end: int) -> int:
-    import socket
-
-    for port in range(start, end):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"no free port in {start}-{end}")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -111,58 +107,16 @@ def recreate_database(url: str) -> str:
 
 
 def broker_url(redis_url: str) -> str:
-    parsed = urlparse(redis_url)
-    index = int(parsed.path.strip("/") or 0)
-    return parsed._replace(path=f"/{index - 1 if index > 0 else index + 1}").geturl()
+    """LOAD_BROKER_URL, or REDIS_URL's own database: Celery's keys never meet the cache's prefixed ones."""
+    return os.environ.get("LOAD_BROKER_URL") or redis_url
 
 
-class Services:
-    """The emulator and the Procfile's processes, each in a process group of its own."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, root: Path = ROOT) -> None:
-        self.env = env
-        self.root = root
-        self.bin = root / ".venv" / "bin"
-        self.log = open(log_path, "w")  # noqa: SIM115  closed in stop()
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, args: list[str]) -> None:
-        self.procs.append(
-            subprocess.Popen(  # noqa: S603
-                args, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
-
-    def run(self, args: list[str]) -> None:
-        subprocess.run(args, cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, check=True)  # noqa: S603
-
-    def procfile(self, *names: str) -> None:
-        self.start([str(self.bin / "honcho"), "start", "-f", "Procfile", *names])
-
-    def emulator(self, port: int, vt_key: str, *options: str) -> None:
-        self.start([str(self.bin / "python"), "-m", VT_EMULATOR_MODULE, "--port", str(port), "--quiet",
-                    "--key", f"{vt_key}:1000000:100000000", *options])  # fmt: skip
-
-    def migrate(self) -> None:
-        self.run([str(self.bin / "flask"), "--app", "wsgi", "db", "upgrade"])
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        self.log.close()
-
-
-def service_env(database_url: str, redis_url: str, vt_port: int, web_port: int, root: Path = ROOT) -> dict[str, str]:
+def service_env(database_url: str, redis_url: str, vt_port: int, web_port: int, bin_dir: Path) -> dict[str, str]:
     """The environment of every process the run starts, as a deployment would set it."""
     env = {
         **os.environ,
-        "PATH": f"{root / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        # The Procfile names gunicorn and celery bare, as a platform's PATH has them.
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": broker_url(redis_url),
@@ -179,72 +133,84 @@ def service_env(database_url: str, redis_url: str, vt_port: int, web_port: int, 
         "PASSWORD_HASH_PARALLELISM": "1",
         "AUTH_RATE_LIMIT": "100000 per minute",
         "LOGIN_MAX_FAILURES_PER_IP": "100000",
+        # Every request still counts against its client's budget (the limiter's work is part of
+        # the load); the budgets are wide enough that 200 users at 100 requests/s stay within them.
+        "RATE_LIMIT_PER_MINUTE": "100000",
+        "RATE_LIMIT_PER_HOUR": "1000000",
+        "UPLOAD_RATE_LIMIT": "100000 per minute",
         "LOG_LEVEL": "WARNING",
     }
-    for url in (redis_url, env["CELERY_BROKER_URL"]):
+    for url in {redis_url, env["CELERY_BROKER_URL"]}:
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
     return env
 
 
-def wait_until(check, what: str, limit: float = 90) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        gevent.sleep(0.3)
-    raise SystemExit(f"gave up waiting for {what}")
+def services_for(env: dict[str, str], log_name: str, root: Path = ROOT) -> Processes:
+    return Processes(env, open(Path(env["INSTANCE_DIR"]) / log_name, "w"), root)  # noqa: SIM115  closed by the run
 
 
-def sign_up(api: str, n: int, vt_key: str) -> Analyst:
+def start_web(services: Processes, http: Http, vt_port: int, vt_key: str, *emulator_options: str) -> None:
+    services.emulator("--port", str(vt_port), "--quiet", "--key", f"{vt_key}:1000000:100000000", *emulator_options)
+    services.migrate()
+    services.procfile("web")
+    wait_until(lambda: http.get(f"{API}/health").status == 200, "the web process", 90)
+
+
+def sign_up(http: Http, n: int, vt_key: str) -> Analyst:
     username = f"load{n:04d}"
     creds = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
-    r = requests.post(f"{api}/auth/register", json=creds, timeout=60)
-    assert r.status_code == 201, r.text
-    r = requests.post(f"{api}/auth/login", json={"username": username, "password": PASSWORD}, timeout=60)
-    assert r.status_code == 200, r.text
+    r = http.post_json(f"{API}/auth/register", creds)
+    assert r.status == 201, r.text
+    r = http.post_json(f"{API}/auth/login", {"username": username, "password": PASSWORD})
+    assert r.status == 200, r.text
     analyst = Analyst(username, r.json()["access_token"])
     key = {"name": "load", "key_value": vt_key, "per_minute": 100000, "per_day": 10000000}
-    r = analyst.session.post(f"{api}/keys/", json=key, headers=analyst.headers, timeout=60)
-    assert r.status_code == 201, r.text
-    r = analyst.session.post(
-        f"{api}/files/upload", files={"file": ("sample.bin", os.urandom(2048))}, headers=analyst.headers, timeout=60
-    )
-    assert r.status_code == 201, r.text
+    r = http.post_json(f"{API}/keys/", key, analyst.headers)
+    assert r.status == 201, r.text
+    r = http.post_file(f"{API}/files/upload", "sample.bin", os.urandom(2048), analyst.headers)
+    assert r.status == 201, r.text
     analyst.scan_id = r.json()["scan"]["scan_id"]
     return analyst
 
 
-def follow(url: str, analyst: Analyst, opened_at: float, result: StreamResult, read_timeout: float) -> None:
+def sign_up_all(http: Http, users: int, vt_key: str) -> list[Analyst]:
+    analysts = gevent.pool.Pool(20).map(lambda n: sign_up(http, n, vt_key), range(users))
+    for ioc in CACHED_IOCS:  # the first answer fills the cache; the load reads it
+        r = http.post_json(f"{API}/check_ioc", {"ioc": ioc}, analysts[0].headers)
+        assert r.status in (200, 202), r.text
+    return analysts
+
+
+def follow(
+    http: Http, path: str, analyst: Analyst, opened_at: float, result: StreamResult, read_timeout: float
+) -> None:
     """Read one stream to its end; every event and heartbeat is counted."""
     try:
-        with requests.get(url, headers=analyst.headers, stream=True, timeout=(10, read_timeout)) as response:
-            result.status_code = response.status_code
-            if response.status_code != 200:
-                result.error = response.text[:200]
-                return
-            event = None
-            for line in response.iter_lines(decode_unicode=True):
-                if line.startswith(":"):
-                    result.heartbeats += 1
-                elif line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line == "" and event:
-                    if result.first_event_ms is None:
-                        result.first_event_ms = (time.monotonic() - opened_at) * 1000
-                    result.statuses += event == "status"
-                    if event == "complete":
-                        result.complete = True
-                        return
-                    if event in ("timeout", "unauthorized"):
-                        result.error = f"ended with {event}"
-                        return
-                    event = None
-    except requests.RequestException as error:
+        result.status_code, lines = http.lines(path, analyst.headers, read_timeout)
+        if result.status_code != 200:
+            result.error = next(lines, "")[:200]
+            return
+        event = None
+        for line in lines:
+            if line.startswith(":"):
+                result.heartbeats += 1
+            elif line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line == "" and event:
+                if result.first_event_ms is None:
+                    result.first_event_ms = (time.monotonic() - opened_at) * 1000
+                result.statuses += event == "status"
+                if event == "complete":
+                    result.complete = True
+                    return
+                if event in ("timeout", "unauthorized"):
+                    result.error = f"ended with {event}"
+                    return
+                event = None
+        result.error = result.error or "closed before complete"
+    except OSError as error:
         result.error = f"{type(error).__name__}: {error}"[:200]
 
 
@@ -252,8 +218,8 @@ class MixedLoad:
     """Requests at a fixed arrival rate, whatever the latency (an open model: slow answers do
     not slow the offered load down)."""
 
-    def __init__(self, api: str, analysts: list[Analyst]) -> None:
-        self.api = api
+    def __init__(self, http: Http, analysts: list[Analyst]) -> None:
+        self.http = http
         self.analysts = analysts
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
@@ -261,29 +227,24 @@ class MixedLoad:
         kinds, weights = zip(*MIX, strict=True)
         self.kinds, self.weights = kinds, weights
 
+    def _send(self, kind: str, analyst: Analyst):
+        http, headers = self.http, analyst.headers
+        if kind == "status":
+            return http.get(f"{API}/scan/{analyst.scan_id}/status", headers)
+        if kind == "history":
+            return http.get(f"{API}/scan/results?page={random.randint(1, 3)}&per_page=20", headers)
+        if kind == "cached lookup":
+            return http.post_json(f"{API}/check_ioc", {"ioc": random.choice(CACHED_IOCS)}, headers)
+        if kind == "upload":
+            return http.post_file(f"{API}/files/upload", "sample.bin", os.urandom(random.randint(1024, 65536)), headers)
+        return http.get(f"{API}/health")
+
     def one(self, kind: str) -> None:
-        analyst = random.choice(self.analysts)
-        # A connection per request: a kept-alive one may be closed by the server just as it is reused.
-        api, headers, session = self.api, analyst.headers, requests
         started = time.monotonic()
         try:
-            if kind == "status":
-                r = session.get(f"{api}/scan/{analyst.scan_id}/status", headers=headers, timeout=30)
-            elif kind == "history":
-                page = random.randint(1, 3)
-                r = session.get(f"{api}/scan/results?page={page}&per_page=20", headers=headers, timeout=30)
-            elif kind == "cached lookup":
-                r = session.post(
-                    f"{api}/check_ioc", json={"ioc": random.choice(CACHED_IOCS)}, headers=headers, timeout=30
-                )
-            elif kind == "upload":
-                files = {"file": ("sample.bin", os.urandom(random.randint(1024, 65536)))}
-                r = session.post(f"{api}/files/upload", files=files, headers=headers, timeout=30)
-            else:
-                r = session.get(f"{api}/health", timeout=30)
-            ok = r.status_code < 400
-            detail = f"{r.status_code} {r.text[:160]}"
-        except requests.RequestException as error:
+            r = self._send(kind, random.choice(self.analysts))
+            ok, detail = r.status < 400, f"{r.status} {r.text[:160]}"
+        except (OSError, ValueError) as error:
             ok, detail = False, f"{type(error).__name__}: {error}"[:200]
         self.latencies[kind].append((time.monotonic() - started) * 1000)
         if not ok:
@@ -302,6 +263,78 @@ class MixedLoad:
             pool.spawn(self.one, random.choices(self.kinds, self.weights)[0])
         pool.join(timeout=60)
 
+    @property
+    def count(self) -> int:
+        return sum(len(values) for values in self.latencies.values())
+
+
+class CpuMeter:
+    """CPU seconds each part of the run used between `start()` and `stop()`."""
+
+    def __init__(self, services: Processes) -> None:
+        self.services = services
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        figures = {}
+        for name, proc in self.services.procs.items():
+            try:
+                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            total = 0.0
+            for each in tree:
+                try:
+                    times = each.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+            figures[name] = total
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        figures["load generator"] = me.ru_utime + me.ru_stime
+        machine = psutil.cpu_times()
+        figures["machine (all processes)"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return figures
+
+    def start(self) -> None:
+        self._started, self._at = self._now(), time.monotonic()
+
+    def stop(self) -> None:
+        ended = self._now()
+        self.seconds = time.monotonic() - self._at
+        self.used = {name: ended[name] - self._started.get(name, 0.0) for name in ended}
+
+
+@dataclass
+class Phase:
+    name: str
+    load: MixedLoad
+    cpu: CpuMeter
+    load_before: float
+    load_after: float = 0.0
+
+
+def open_streams(http: Http, analysts: list[Analyst], count: int, read_timeout: float):
+    results = [StreamResult() for _ in range(count)]
+    group = gevent.pool.Group()
+    opened_at = time.monotonic()
+    for n, result in enumerate(results):
+        analyst = analysts[n % len(analysts)]
+        group.spawn(follow, http, f"{API}/stream/scans/{analyst.scan_id}", analyst, opened_at, result, read_timeout)
+    wait_until(lambda: all(r.first_event_ms is not None or r.error for r in results), "every stream's first event")
+    return results, group, time.monotonic() - opened_at
+
+
+def run_phase(
+    name: str, http: Http, analysts: list[Analyst], services: Processes, rate: float, duration: float
+) -> Phase:
+    phase = Phase(name, MixedLoad(http, analysts), CpuMeter(services), os.getloadavg()[0])
+    phase.cpu.start()
+    phase.load.run(rate, duration)
+    phase.cpu.stop()
+    phase.load_after = os.getloadavg()[0]
+    return phase
+
 
 def queue_drained(env: dict[str, str], database_url: str) -> bool:
     broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
@@ -315,70 +348,97 @@ def queue_drained(env: dict[str, str], database_url: str) -> bool:
     return queued == 0 and scanning == 0
 
 
-def report(args, load: MixedLoad, streams: list[StreamResult], figures: dict) -> bool:
-    rows = []
+def _latency_rows(phase: Phase) -> tuple[bool, float]:
+    load = phase.load
     everything: list[float] = []
+    rows = []
     for kind, _ in MIX:
         values = load.latencies.get(kind, [])
         everything += values
         rows.append((kind, values, load.errors[kind]))
     rows.append(("all non-stream", everything, sum(load.errors.values())))
-    print(f"\n{'requests':<16}{'count':>8}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(f"\n{phase.name}: requests{'count':>12}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for kind, values, errors in rows:
         print(
-            f"{kind:<16}{len(values):>8}{errors:>8}{percentile(values, 50):>9.1f}{percentile(values, 95):>9.1f}"
+            f"  {kind:<26}{len(values):>8}{errors:>8}{percentile(values, 50):>9.1f}{percentile(values, 95):>9.1f}"
             f"{percentile(values, 99):>9.1f}{max(values, default=float('nan')):>9.1f}"
         )
     p99 = percentile(everything, 99)
-    ok = sum(load.errors.values()) == 0 and (not everything or p99 < P99_LIMIT_MS)
-    if streams:
-        good = [s for s in streams if s.status_code == 200 and s.statuses >= 1 and s.heartbeats >= 1 and s.complete]
-        first = [s.first_event_ms for s in streams if s.first_event_ms is not None]
-        print(f"\n{'streams':<40}{'value':>10}")
-        print(f"{'opened at once':<40}{len(streams):>10}")
-        print(f"{'answered 200':<40}{sum(s.status_code == 200 for s in streams):>10}")
-        print(f"{'first event p50 / p99 ms':<40}{percentile(first, 50):>5.0f} /{percentile(first, 99):>5.0f}")
-        print(f"{'with a status change from the worker':<40}{sum(s.statuses >= 2 for s in streams):>10}")
-        print(f"{'with heartbeats':<40}{sum(s.heartbeats >= 1 for s in streams):>10}")
-        beats = [s.heartbeats for s in streams]
-        print(f"{'heartbeats per stream, min / max':<40}{min(beats):>5} /{max(beats):>5}")
-        print(f"{'ended with complete':<40}{sum(s.complete for s in streams):>10}")
-        print(f"{'failed (error, refused, cut)':<40}{len(streams) - len(good):>10}")
-        errors = [s.error or f"status {s.status_code}" for s in streams if s not in good]
-        for sample in errors[:5]:
-            print(f"  e.g. {sample}")
-        ok = ok and len(good) == len(streams)
     for sample in load.error_samples:
         print(f"  error e.g. {sample}")
-    print(f"\n{'run':<40}{'value':>10}")
+    return sum(load.errors.values()) == 0 and (not everything or p99 < P99_LIMIT_MS), p99
+
+
+def _cpu_rows(phase: Phase) -> None:
+    cpu, done = phase.cpu, phase.load.count
+    print(f"  {'achieved requests/s':<40}{done / cpu.seconds:>10.1f}")
+    print(f"  {'load average (1 min) before / after':<40}{phase.load_before:>5.2f} /{phase.load_after:>5.2f}")
+    for name, used in cpu.used.items():
+        print(f"  {'CPU s, ' + name:<40}{used:>10.1f}   ({100 * used / cpu.seconds:.0f}% of a core)")
+    if done and "web" in cpu.used:
+        print(f"  {'web CPU per request (ms)':<40}{1000 * cpu.used['web'] / done:>10.2f}")
+        print(f"  {'load generator CPU per request (ms)':<40}{1000 * cpu.used['load generator'] / done:>10.2f}")
+
+
+def _stream_rows(streams: list[StreamResult]) -> bool:
+    good = [s for s in streams if s.status_code == 200 and s.statuses >= 1 and s.heartbeats >= 1 and s.complete]
+    first = [s.first_event_ms for s in streams if s.first_event_ms is not None]
+    beats = [s.heartbeats for s in streams]
+    print(f"  {'streams opened at once':<40}{len(streams):>10}")
+    print(f"  {'answered 200':<40}{sum(s.status_code == 200 for s in streams):>10}")
+    print(f"  {'first event p50 / p99 ms':<40}{percentile(first, 50):>5.0f} /{percentile(first, 99):>5.0f}")
+    print(f"  {'with a status change from the worker':<40}{sum(s.statuses >= 2 for s in streams):>10}")
+    print(f"  {'with heartbeats':<40}{sum(s.heartbeats >= 1 for s in streams):>10}")
+    print(f"  {'heartbeats per stream, min / max':<40}{min(beats):>5} /{max(beats):>5}")
+    print(f"  {'ended with complete':<40}{sum(s.complete for s in streams):>10}")
+    print(f"  {'failed (error, refused, cut, missed)':<40}{len(streams) - len(good):>10}")
+    for sample in [s.error or f"status {s.status_code}" for s in streams if s not in good][:5]:
+        print(f"    e.g. {sample}")
+    return len(good) == len(streams)
+
+
+def report(phases: list[Phase], streams: list[StreamResult], figures: dict) -> bool:
+    ok = True
+    print(f"\n{'run':<42}{'value':>10}")
     for name, value in figures.items():
-        print(f"{name:<40}{value:>10}")
-    verdict = "PASS" if ok else "FAIL"
-    print(f"\n{verdict}: errors={sum(load.errors.values())}, non-stream p99={p99:.1f} ms (limit {P99_LIMIT_MS:g})")
+        print(f"  {name:<40}{value:>10}")
+    for phase in phases:
+        passed, p99 = _latency_rows(phase)
+        if phase.name == "streams" and streams:
+            passed = _stream_rows(streams) and passed
+        _cpu_rows(phase)
+        print(f"  {'PASS' if passed else 'FAIL'}: {phase.name}, non-stream p99 {p99:.1f} ms (limit {P99_LIMIT_MS:g})")
+        ok = ok and passed
+    print(f"\n{'PASS' if ok else 'FAIL'}")
     return ok
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=100.0, help="mixed-load requests per second")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
+    parser.add_argument("--rate", type=float, default=50.0, help="mixed-load requests per second beside the streams")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load beside the streams")
+    parser.add_argument("--sustained", type=float, default=600.0, help="seconds of the mixed load alone (0: none)")
+    parser.add_argument("--sustained-rate", type=float, default=100.0, help="its requests per second")
     parser.add_argument("--heartbeat", type=float, default=5.0, help="STREAM_HEARTBEAT_SECONDS")
     parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers of the web process")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes of the worker")
-    parser.add_argument("--ports", default="8600-8699", help="where the emulator and the web process listen")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    # Stopped from outside (`timeout`, CI): stop what it started on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     database = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     if not database.startswith("postgres") or not redis_url:
         raise SystemExit("set DATABASE_URL (PostgreSQL) and REDIS_URL: the load runs as deployed")
-
-    low, high = (int(x) for x in args.ports.split("-"))
-    vt_port = free_port(low, high)
-    web_port = free_port(vt_port + 1, high)
+    vt_port, web_port = free_port(), free_port()
     load_db = recreate_database(database)
-    env = service_env(load_db, redis_url, vt_port, web_port)
+    services = services_for(service_env(load_db, redis_url, vt_port, web_port, ROOT / ".venv" / "bin"), "load.log")
+    env = services.env
     env |= {
         "WEB_CONCURRENCY": str(args.web_concurrency),
         "WORKER_CONCURRENCY": str(args.worker_concurrency),
@@ -386,56 +446,42 @@ def main() -> int:
         "STREAM_MAX_PER_PROCESS": str(max(500, args.streams)),
         "STREAM_MAX_TOTAL": str(max(2000, args.streams)),
     }
-    log_path = Path(env["INSTANCE_DIR"]) / "load.log"
-    services = Services(env, log_path)
+    http = Http("127.0.0.1", web_port)
     vt_key = secrets.token_hex(32)
-    api = f"http://127.0.0.1:{web_port}/api"
     figures: dict[str, object] = {
-        "web: gunicorn worker class": "gevent",
+        "web: gunicorn worker class": env.get("GUNICORN_WORKER_CLASS", "gevent"),
         "web: workers": args.web_concurrency,
         "worker: Celery processes": args.worker_concurrency,
-        "mixed load, requests/s offered": f"{args.rate:g}",
-        "mixed load, seconds": f"{args.duration:g}",
-        "load average before (1 min)": f"{os.getloadavg()[0]:.2f}",
+        "stream heartbeat (s)": f"{args.heartbeat:g}",
+        "machine cores": os.cpu_count(),
     }
-    print(f"logs: {log_path}")
+    print(f"logs: {services.log.name}")
     try:
-        services.emulator(vt_port, vt_key, "--queued-seconds", "4", "--progress-seconds", "8")
-        services.migrate()
-        services.procfile("web")
-        wait_until(lambda: requests.get(f"{api}/health", timeout=5).status_code == 200, "the web process")
-
+        start_web(services, http, vt_port, vt_key, "--queued-seconds", "4", "--progress-seconds", "8")
         started = time.monotonic()
-        pool = gevent.pool.Pool(20)
-        analysts = pool.map(lambda n: sign_up(api, n, vt_key), range(args.users))
-        for ioc in CACHED_IOCS:  # the first answer fills the cache; the load reads it
-            r = analysts[0].session.post(f"{api}/check_ioc", json={"ioc": ioc}, headers=analysts[0].headers)
-            assert r.status_code in (200, 202), r.text
+        analysts = sign_up_all(http, args.users, vt_key)
         figures["setup: users, keys, uploads (s)"] = f"{time.monotonic() - started:.1f}"
-
-        results = [StreamResult() for _ in range(args.streams)]
-        read_timeout = args.heartbeat * 4 + 30
-        streams = gevent.pool.Group()
-        opened_at = time.monotonic()
-        for n, result in enumerate(results):
-            analyst = analysts[n % len(analysts)]
-            url = f"{api}/stream/scans/{analyst.scan_id}"
-            streams.spawn(follow, url, analyst, opened_at, result, read_timeout)
-        wait_until(lambda: all(r.first_event_ms is not None or r.error for r in results), "every stream's first event")
-        figures["streams open, first events in (s)"] = f"{time.monotonic() - opened_at:.1f}"
-        gevent.sleep(args.heartbeat * 1.5)  # every stream beats at least once before anything changes
-
-        services.procfile("worker")
-        load = MixedLoad(api, analysts)
-        load.run(args.rate, args.duration)
-        figures["load average after (1 min)"] = f"{os.getloadavg()[0]:.2f}"
-        streams.join(timeout=read_timeout + 120)
+        phases, results = [], []
+        if args.streams:
+            read_timeout = args.heartbeat * 4 + 30
+            results, streams, took = open_streams(http, analysts, args.streams, read_timeout)
+            figures["streams open, first events in (s)"] = f"{took:.1f}"
+            gevent.sleep(args.heartbeat * 1.5)  # every stream beats at least once before anything changes
+            services.procfile("worker")
+            phases.append(run_phase("streams", http, analysts, services, args.rate, args.duration))
+            streams.join(timeout=read_timeout + 120)
+        if "worker" not in services.procs:
+            services.procfile("worker")
+        if args.sustained:
+            phases.append(run_phase("sustained", http, analysts, services, args.sustained_rate, args.sustained))
         drain_started = time.monotonic()
         wait_until(lambda: queue_drained(env, load_db), "the worker's queue to drain", limit=240)
         figures["queue drained after the load (s)"] = f"{time.monotonic() - drain_started:.1f}"
-        return 0 if report(args, load, results, figures) else 1
+        figures["connections the load generator opened"] = http.opened
+        return 0 if report(phases, results, figures) else 1
     finally:
-        services.stop()
+        services.stop(grace=20)
+        services.log.close()
 
 
 if __name__ == "__main__":

@@ -12,15 +12,17 @@ answered, the probes that timed out and the probes' latency.
 """
 
 from load import (  # noqa: I001  load patches the standard library for gevent first
-    Services,
+    API,
+    Http,
     StreamResult,
     follow,
     free_port,
     percentile,
     recreate_database,
     service_env,
+    services_for,
     sign_up,
-    wait_until,
+    start_web,
 )
 
 import argparse
@@ -32,52 +34,50 @@ from pathlib import Path
 
 import gevent
 import gevent.pool
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = 20
 PROBE_TIMEOUT = 5.0
 
 
-def probe(url: str) -> float | None:
+def probe(port: int) -> float | None:
+    """A health probe on a connection of its own, given PROBE_TIMEOUT seconds."""
     started = time.monotonic()
     try:
-        requests.get(url, timeout=PROBE_TIMEOUT).raise_for_status()
-    except requests.RequestException:
+        if Http("127.0.0.1", port, timeout=PROBE_TIMEOUT).get(f"{API}/health").status != 200:
+            return None
+    except OSError:
         return None
     return (time.monotonic() - started) * 1000
 
 
-def measure(root: Path, counts: list[int], ports: tuple[int, int]) -> list[tuple]:
+def measure(root: Path, counts: list[int]) -> list[tuple]:
     database, redis_url = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
-    vt_port = free_port(*ports)
-    web_port = free_port(vt_port + 1, ports[1])
-    env = service_env(recreate_database(database), redis_url, vt_port, web_port, root)
+    vt_port, web_port = free_port(), free_port()
+    env = service_env(recreate_database(database), redis_url, vt_port, web_port, root / ".venv" / "bin")
+    services = services_for(env, "starvation.log", root)
     env["STREAM_MAX_PER_USER"] = "3"
     env["STREAM_HEARTBEAT_SECONDS"] = "1"  # a closed stream is noticed within a second
-    services = Services(env, Path(env["INSTANCE_DIR"]) / "starvation.log", root)
-    api = f"http://127.0.0.1:{web_port}/api"
+    http = Http("127.0.0.1", web_port)
     vt_key = secrets.token_hex(32)
     rows = []
     try:
-        services.emulator(vt_port, vt_key)
-        services.migrate()
-        services.procfile("web")
-        wait_until(lambda: requests.get(f"{api}/health", timeout=5).status_code == 200, "the web process")
+        start_web(services, http, vt_port, vt_key)
         users = max(counts) // 3 + 1
-        analysts = gevent.pool.Pool(10).map(lambda n: sign_up(api, n, vt_key), range(users))
+        analysts = gevent.pool.Pool(10).map(lambda n: sign_up(http, n, vt_key), range(users))
         for count in counts:
             results = [StreamResult() for _ in range(count)]
             group = gevent.pool.Group()
             opened_at = time.monotonic()
             for n, result in enumerate(results):
                 analyst = analysts[n % len(analysts)]
-                group.spawn(follow, f"{api}/stream/scans/{analyst.scan_id}", analyst, opened_at, result, 60)
+                path = f"{API}/stream/scans/{analyst.scan_id}"
+                group.spawn(follow, http, path, analyst, opened_at, result, 60)
             gevent.sleep(3)
             probes = gevent.pool.Group()
             jobs = []
             for _ in range(PROBES):
-                jobs.append(probes.spawn(probe, f"{api}/health"))
+                jobs.append(probes.spawn(probe, web_port))
                 gevent.sleep(0.25)
             probes.join()
             answered = sum(r.status_code == 200 for r in results)
@@ -87,6 +87,7 @@ def measure(root: Path, counts: list[int], ports: tuple[int, int]) -> list[tuple
             gevent.sleep(4)  # the server notices the closed streams at their next heartbeat
     finally:
         services.stop()
+        services.log.close()
     return rows
 
 
@@ -94,13 +95,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with (its .venv installed)")
     parser.add_argument("--streams", default="15,21", help="how many streams to open, in turn")
-    parser.add_argument("--ports", default="8600-8699")
     args = parser.parse_args()
     counts = [int(x) for x in args.streams.split(",")]
-    ports = tuple(int(x) for x in args.ports.split("-"))
     rows = []
     for root in [args.baseline.resolve()] * bool(args.baseline) + [ROOT]:
-        rows += measure(root, counts, ports)
+        rows += measure(root, counts)
     print(f"\nload average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"{'checkout':<12}{'streams':>8}{'answered':>10}{'health probes timed out':>25}{'probe p50 ms':>14}")
     for name, count, answered, timed_out, p50 in rows:

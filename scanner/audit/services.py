@@ -31,6 +31,8 @@ ACTIONS = (
     "file.delete",
     "scan.start",
     "scan.rescan",
+    "bulk.create",
+    "bulk.cancel",
     "results.export",
     "admin.list_users",
     "admin.read_audit",

@@ -223,15 +223,18 @@ def cancel(viewer: User, job_id: str) -> BulkJob:
         return job
     if job.status in JOB_FINISHED:
         raise Conflict(f"The job has already {job.status}")
-    now = utcnow()
-    job.status, job.finished_at, job.next_run_at = "cancelled", now, None
-    db.session.execute(
-        update(BulkItem)
-        .where(BulkItem.job_id == job.id, BulkItem.status == "pending")
-        .values(status="cancelled", stage="cancelled", next_check_at=None, finished_at=now)
-    )
+    job.status, job.finished_at, job.next_run_at = "cancelled", utcnow(), None
+    _stop_pending_items(job)
     db.session.flush()
     return job
+
+
+def _stop_pending_items(job: BulkJob) -> None:
+    """Give the job's unanswered items the job's final status (cancelled or failed)."""
+    values = {"status": job.status, "stage": job.status, "next_check_at": None, "finished_at": job.finished_at}
+    if job.status == "failed":
+        values["error"] = f"The job failed: {job.error}"
+    db.session.execute(update(BulkItem).where(BulkItem.job_id == job.id, BulkItem.status == "pending").values(values))
 
 
 # -- the worker's side ------------------------------------------------------------------------
@@ -275,15 +278,8 @@ class _Slice:
         job.error = reason
 
     def fail(self, job: BulkJob, reason: str) -> None:
-        now = utcnow()
-        job.status, job.error, job.finished_at = "failed", reason, now
-        db.session.execute(
-            update(BulkItem)
-            .where(BulkItem.job_id == job.id, BulkItem.status == "pending")
-            .values(
-                status="failed", stage="failed", error=f"The job failed: {reason}", next_check_at=None, finished_at=now
-            )
-        )
+        job.status, job.error, job.finished_at = "failed", reason, utcnow()
+        _stop_pending_items(job)
         self.notify()
 
 
@@ -315,7 +311,7 @@ def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
     there one, would skip it."""
     slice_ends = time.monotonic() + _cfg("BULK_SLICE_SECONDS")
     indicator_steps = steps.IndicatorSteps(user)
-    while time.monotonic() < slice_ends:
+    while time.monotonic() < slice_ends and _still_running(job_id):
         candidate = db.session.scalar(
             select(BulkItem.id)
             .where(BulkItem.job_id == job_id, BulkItem.status == "pending", BulkItem.next_check_at <= utcnow())
@@ -332,7 +328,19 @@ def _step_items(job_id: uuid.UUID, user: User, notify: Any) -> float | None:
     return 0.0
 
 
+def _still_running(job_id: uuid.UUID) -> bool:
+    return db.session.scalar(select(BulkJob.status).where(BulkJob.id == job_id)) == "running"
+
+
 def _after_slice(job_id: uuid.UUID, delay: float | None, notify: Any) -> float | None:
+    job = db.session.get(BulkJob, job_id, populate_existing=True)
+    if job.status in JOB_FINISHED:
+        # Stopped while an item's step was running: that step may have written its item back as
+        # pending after the stop had settled the job's items.
+        _stop_pending_items(job)
+        db.session.commit()
+        notify()
+        return None
     if delay is not None:
         return delay
     now = utcnow()

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from .. import events
+from .. import audit, events
 from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import PayloadTooLarge, ValidationFailed
@@ -72,6 +72,8 @@ class BulkJobs(MethodView):
         """Submit a list of indicators (CSV or text) to check in the background"""
         content, name, mimetype = _uploaded_list()
         job = bulk.create_job(current_user(), content, name, mimetype)
+        details = {"indicators": job.total_iocs, "invalid": job.invalid_count}
+        audit.record("bulk.create", actor=current_user(), target_type="bulk_job", target_id=job.id, details=details)
         db.session.commit()
         tasks.enqueue_bulk(job.id)
         return (
@@ -119,6 +121,7 @@ class BulkJobById(MethodView):
     def delete(self, job_id: str):
         """Cancel a bulk job: answers given so far are kept, the rest are not asked"""
         job = bulk.cancel(current_user(), job_id)
+        audit.record("bulk.cancel", actor=current_user(), target_type="bulk_job", target_id=job.id)
         db.session.commit()
         events.publish("bulk", job.id)
         return presenters.job_view(job, bulk.progress(job.id))
@@ -137,4 +140,8 @@ class BulkJobExport(MethodView):
         items = bulk.all_items(job.id)
         body = presenters.export_csv(items) if fmt == "csv" else presenters.export_json(summary, items)
         name = f"bulk-{job.id}-{utcnow():%Y%m%dT%H%M%SZ}.{fmt}"
+        # Under the one action every export is recorded as, so a filter on it finds them all.
+        details = {"format": fmt, "rows": summary["total_iocs"]}
+        audit.record("results.export", actor=current_user(), target_type="bulk_job", target_id=job.id, details=details)
+        db.session.commit()
         return exports.download(body, fmt, name)

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..db_types import utcnow
-from ..jsonable import json_default
+from ..jsonable import attributes, json_default
 from ..scans.results.exports import csv_line
 from . import steps
 from .models import BulkItem, BulkJob, IndicatorWork, Lookup, LookupNote
 
 PROVIDER = "virustotal"
+# VirusTotal's engine counts as a lookup or a bulk item stores them.
+COUNTS = ("malicious_count", "suspicious_count", "harmless_count", "undetected_count")
 
 
 def report_age_seconds(row: IndicatorWork) -> int | None:
@@ -32,12 +34,7 @@ def provider_entry(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[st
     entry = {
         "provider": PROVIDER,
         "status": lookup.provider_status or "pending",
-        "latency_ms": lookup.latency_ms,
-        "reputation": lookup.reputation,
-        "malicious_count": lookup.malicious_count,
-        "harmless_count": lookup.harmless_count,
-        "suspicious_count": lookup.suspicious_count,
-        "undetected_count": lookup.undetected_count,
+        **attributes(lookup, "latency_ms", "reputation", *COUNTS),
         "evidence": details.get("evidence") or [],
         "context": details.get("context") or {},
         "last_analysis_date": _epoch(details.get("last_analysis_date")),
@@ -113,35 +110,17 @@ def lookup_detail(lookup: Lookup, raw: dict[str, Any] | None = None) -> dict[str
 
 def history_row(lookup: Lookup) -> dict[str, Any]:
     return {
-        "id": lookup.id,
-        "ioc": lookup.ioc,
-        "ioc_type": lookup.ioc_type,
-        "status": lookup.status,
+        **attributes(lookup, "id", "ioc", "ioc_type", "status"),
         "verdict": lookup.verdict or "unknown",
-        "score": lookup.score,
-        "malicious_count": lookup.malicious_count,
-        "source": lookup.source,
-        "created_at": lookup.created_at,
-        "finished_at": lookup.finished_at,
+        **attributes(lookup, "score", "malicious_count", "source", "created_at", "finished_at"),
     }
 
 
 def item_view(item: BulkItem) -> dict[str, Any]:
     return {
-        "line": item.line,
-        "ioc": item.ioc,
-        "ioc_type": item.ioc_type,
-        "status": item.status,
+        **attributes(item, "line", "ioc", "ioc_type", "status"),
         "verdict": item.verdict or "unknown",
-        "score": item.score,
-        "explanation": item.explanation,
-        "malicious_count": item.malicious_count,
-        "suspicious_count": item.suspicious_count,
-        "harmless_count": item.harmless_count,
-        "undetected_count": item.undetected_count,
-        "reputation": item.reputation,
-        "provider_status": item.provider_status,
-        "source": item.source,
+        **attributes(item, "score", "explanation", *COUNTS, "reputation", "provider_status", "source"),
         "cached": _cached(item),
         "report_age_seconds": report_age_seconds(item),
         "error": item.error if item.status == "failed" else None,
@@ -151,9 +130,7 @@ def item_view(item: BulkItem) -> dict[str, Any]:
 
 def job_counts(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
     return {
-        "id": job.id,
-        "status": job.status,
-        "total_iocs": job.total_iocs,
+        **attributes(job, "id", "status", "total_iocs"),
         "processed_iocs": counts["processed"],
         "completed_iocs": counts["completed"],
         "failed_iocs": counts["failed"],
@@ -165,14 +142,9 @@ def job_counts(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
 def job_view(job: BulkJob, counts: dict[str, int]) -> dict[str, Any]:
     return {
         **job_counts(job, counts),
-        "filename": job.filename,
-        "invalid_count": job.invalid_count,
-        "duplicate_count": job.duplicate_count,
+        **attributes(job, "filename", "invalid_count", "duplicate_count"),
         "invalid_lines": job.invalid_lines or [],
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "error": job.error,
+        **attributes(job, "created_at", "started_at", "finished_at", "error"),
     }
 
 

@@ -85,10 +85,24 @@ def advance(scan_id: uuid.UUID) -> float | None:
 
 def _fail(scan: Scan, reason: str) -> None:
     scan.status, scan.stage, scan.error = "failed", "failed", reason
+    _settled(scan)
+    return None
+
+
+def _settled(scan: Scan) -> None:
+    """The scan has its verdict, or has failed: free the file's flight for the next scan of it,
+    wake the scans that waited on it, and say so (the line carries the upload's request id)."""
     scan.next_check_at, scan.completed_at = None, utcnow()
     flight.release(scan.file.sha256, scan.id)
     _wake_waiters(scan)
-    return None
+    log.log(
+        logging.WARNING if scan.status == "failed" else logging.INFO,
+        "scan %s %s: %s",
+        scan.id,
+        scan.status,
+        scan.error or scan.detection_ratio,
+        extra={"scan_status": scan.status, "detection_ratio": scan.detection_ratio},
+    )
 
 
 def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
@@ -254,17 +268,13 @@ def _record(scan: Scan, report: dict, source: str) -> None:
             )
         )
     scan.status, scan.stage, scan.report_source, scan.error = "completed", "done", source, None
-    scan.next_check_at, scan.completed_at = None, utcnow()
-    flight.release(scan.file.sha256, scan.id)
-    _wake_waiters(scan)
+    _settled(scan)
 
 
 def _not_found(scan: Scan) -> None:
     scan.status, scan.stage, scan.report_source = "not_found", "done", "virustotal"
     scan.error = "VirusTotal does not know this file and uploading it is disabled"
-    scan.next_check_at, scan.completed_at = None, utcnow()
-    flight.release(scan.file.sha256, scan.id)
-    _wake_waiters(scan)
+    _settled(scan)
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -12,11 +12,14 @@ Over either of the first two the service is full (503); over the last one the us
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from flask import current_app
 from sqlalchemy import delete, select
 
@@ -37,16 +40,21 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])))
 return 1
 """
+# Every lease this process holds, in one call: ARGV[1] is the lease, the rest are slot ids.
 _RENEW = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) + tonumber(now[2]) / 1000000
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+local expires = now + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1])))
 return 1
 """
 
 _lock = threading.Lock()
 _open_here = 0
+_held_here: set[str] = set()  # slot ids whose lease this process renews
+_renewed_at = float("-inf")
+_digests: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,12 @@ def acquire(user_id: uuid.UUID) -> Slot:
     try:
         total = cfg["STREAM_MAX_TOTAL"]
         admitted = events.shared_redis(
-            lambda r: r.eval(_ADMIT, 1, _leases_key(), str(slot.id), total, lease_seconds()), "admitting a stream"
+            lambda r: _script(r, _ADMIT, _leases_key(), str(slot.id), total, lease_seconds()), "admitting a stream"
         )
         if admitted == 0:
             raise _busy("in the service", total)
+        with _lock:
+            _held_here.add(str(slot.id))
         _take_user_slot(slot)
     except BaseException:
         _release_here(slot)
@@ -101,9 +111,28 @@ def acquire(user_id: uuid.UUID) -> Slot:
 
 
 def renew(slot: Slot) -> None:
+    """Called at each stream's heartbeat. The first stream to beat in half a heartbeat renews the
+    leases of every stream of this process at once, so a process pays a round trip or two per
+    heartbeat however many streams it holds (a lease outlasts three heartbeats)."""
+    global _renewed_at
+    now = time.monotonic()
+    with _lock:
+        if now - _renewed_at < current_app.config["STREAM_HEARTBEAT_SECONDS"] / 2 or not _held_here:
+            return
+        _renewed_at = now
+        held = sorted(_held_here)
     events.shared_redis(
-        lambda r: r.eval(_RENEW, 1, _leases_key(), str(slot.id), lease_seconds()), "renewing a stream's lease"
+        lambda r: _script(r, _RENEW, _leases_key(), lease_seconds(), *held), "renewing the streams' leases"
     )
+
+
+def _script(r: redis.Redis, script: str, key: str, *args: object) -> object:
+    """Run a Lua script by its digest (the text goes over the wire only when Redis lacks it)."""
+    digest = _digests.get(script) or _digests.setdefault(script, hashlib.sha1(script.encode()).hexdigest())  # noqa: S324
+    try:
+        return r.evalsha(digest, 1, key, *args)
+    except redis.exceptions.NoScriptError:
+        return r.eval(script, 1, key, *args)
 
 
 def release(slot: Slot) -> None:
@@ -119,6 +148,7 @@ def _release_here(slot: Slot) -> None:
     global _open_here
     with _lock:
         _open_here -= 1
+        _held_here.discard(str(slot.id))
     events.shared_redis(lambda r: r.zrem(_leases_key(), str(slot.id)), "releasing a stream's lease")
 
 

@@ -7,12 +7,14 @@ it sends a comment line (so proxies keep the connection and a vanished client is
 next write), re-checks its token and renews its place in the count of open streams.
 
 It wakes on `scanner.events` and re-reads the database, which is the truth; between reads it
-holds no database connection.
+holds no database connection, so a web process's database pool is sized by its requests in
+flight, not by its open streams.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator
@@ -51,44 +53,63 @@ def follow(
     token: dict[str, Any],
     slot: slots.Slot,
 ) -> Iterator[str]:
-    """Events for one object until it is final, the stream's time is up or its token is no good."""
+    """Events for one object until it is final, the stream's time is up or its token is no good.
+
+    The row is read when an event wakes the stream and every `subscription.interval` (a safety
+    net), not at each heartbeat; the first heartbeat comes at a random point of the first period,
+    so streams opened together do not beat (and query) together for ever after."""
     cfg = current_app.config
     heartbeat, limit = cfg["STREAM_HEARTBEAT_SECONDS"], cfg["STREAM_MAX_SECONDS"]
     started = time.monotonic()
+    ends = started + limit
     token_ends = started + (token["exp"] - time.time()) if "exp" in token else float("inf")
     subscription = events.subscribe(kind, ident)  # before the first read, so no change slips between
     try:
         last: Hashable = object()
-        last_beat = started
+        next_beat = started + heartbeat * random.uniform(0.5, 1.0)  # noqa: S311  spreading, not secrecy
+        next_read = started  # read at once
+        woken = True
         while True:
-            signature, data = snapshot()
-            db.session.close()  # no connection is held while waiting
-            if signature != last:
-                yield sse(event, data)
-                last = signature
-            if is_final(data):
-                yield sse("complete", data)
-                return
             now = time.monotonic()
-            if now >= token_ends:
-                yield _unauthorized("TOKEN_EXPIRED", "Token has expired; sign in again and reconnect")
+            if woken or now >= next_read:
+                signature, data = snapshot()
+                db.session.close()  # no connection is held while waiting
+                next_read = now + subscription.interval
+                if signature != last:
+                    yield sse(event, data)
+                    last = signature
+                if is_final(data):
+                    yield sse("complete", data)
+                    return
+            ending = _ending(now, token_ends, ends, limit)
+            if ending:
+                yield ending
                 return
-            if now - started >= limit:
-                yield sse("timeout", {"message": f"Stream closed after {limit:g} seconds; reconnect to go on"})
-                return
-            if now - last_beat >= heartbeat:
-                last_beat = now
-                revoked = is_revoked(token, fresh=True)
-                db.session.close()
-                if revoked:
+            if now >= next_beat:
+                next_beat = now + heartbeat
+                if _revoked(token):
                     yield _unauthorized("TOKEN_REVOKED", "Token has been revoked")
                     return
                 slots.renew(slot)
                 yield ": heartbeat\n\n"
-            wait = min(subscription.interval, heartbeat - (now - last_beat), limit - (now - started), token_ends - now)
-            subscription.wait(wait)
+            woken = subscription.wait(min(next_read, next_beat, ends, token_ends) - now)
     finally:
         subscription.close()
+
+
+def _ending(now: float, token_ends: float, ends: float, limit: float) -> str | None:
+    """The last event when the token or the stream's time has run out."""
+    if now >= token_ends:
+        return _unauthorized("TOKEN_EXPIRED", "Token has expired; sign in again and reconnect")
+    if now >= ends:
+        return sse("timeout", {"message": f"Stream closed after {limit:g} seconds; reconnect to go on"})
+    return None
+
+
+def _revoked(token: dict[str, Any]) -> bool:
+    revoked = is_revoked(token, fresh=True)
+    db.session.close()
+    return revoked
 
 
 def response(body: Iterator[str], slot: slots.Slot) -> Response:

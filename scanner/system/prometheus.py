@@ -1,9 +1,12 @@
 """GET /metrics in Prometheus' text format, for a scraper (not for people: that is /api/providers).
 
-Counters and histograms live in each process; under gunicorn (and any Celery worker given the same
-PROMETHEUS_MULTIPROC_DIR on the machine) prometheus-client's multiprocess mode adds up every
-process's files at scrape time. What the database or Redis already knows (scans, lookups and bulk
-jobs by state, open streams, queue depth) is read at scrape time, so every process reports the same.
+The web's own request counts and latencies live in its processes; under gunicorn,
+prometheus-client's multiprocess mode adds up the workers' files at scrape time. What any process
+counts, the Celery workers on other machines included (VirusTotal requests, retries, quota waits,
+cache reads), is in the shared store (scanner/metrics/) and read from there. What the database or
+Redis already knows (scans, lookups and bulk jobs by state, open streams, queue depth, quota left)
+is read at scrape time too. So those series are the deployment's totals, the same on every web
+process: aggregate them across instances with max(), not sum().
 
 Only a scraper may read it: a bearer token equal to METRICS_TOKEN, or a client address in
 METRICS_ALLOWED_ADDRESSES (loopback by default).
@@ -17,16 +20,20 @@ import os
 import time
 from collections.abc import Iterator
 
+import redis
 from flask import Flask, Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from ..db_types import utcnow
 from ..errors import Forbidden
 from ..extensions import db, limiter
+from ..metrics import counters
+from ..metrics.store import totals
+from ..redis_backoff import client as redis_client
 from ..request_args.ids import route_template
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,24 @@ class StateCollector:
             yield GaugeMetricFamily("scanner_queue_depth", "Tasks waiting in the Celery queue", value=depth)
 
 
+class SharedCountersCollector:
+    """The counters every process adds to the shared store, web and workers alike."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            found = totals()
+        except Exception:  # the database is away: the scrape still answers with the rest
+            log.warning("metrics: could not read the shared counters", exc_info=True)
+            db.session.rollback()
+            return
+        for counter in counters():
+            family = CounterMetricFamily(counter.name, counter.documentation, labels=counter.labelnames)
+            for (name, labels), value in sorted(found.items()):
+                if name == counter.name and len(labels) == len(counter.labelnames):
+                    family.add_metric(labels, value)
+            yield family
+
+
 def _quota_remaining() -> GaugeMetricFamily | None:
     """What each active key may still ask VirusTotal this minute and today, by key id (never its value)."""
     from ..api_keys.models import ApiKey
@@ -103,14 +128,8 @@ def _queue_depth() -> int | None:
     broker = str(current_app.extensions["celery"].conf.broker_url)
     if not broker.startswith(("redis://", "rediss://")):
         return None
-    import redis
-
     try:
-        client = redis.Redis.from_url(broker, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return int(client.llen("celery"))
-        finally:
-            client.close()
+        return int(redis_client(broker, socket_timeout=1, socket_connect_timeout=1).llen("celery"))
     except redis.RedisError:
         log.warning("metrics: could not read the queue depth", exc_info=True)
         return None
@@ -144,6 +163,7 @@ def init_prometheus(app: Flask) -> None:
         body = generate_latest(registry)
         state = CollectorRegistry()
         state.register(StateCollector())
+        state.register(SharedCountersCollector())
         return Response(body + generate_latest(state), content_type=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "prometheus_metrics", metrics, methods=["GET"])

@@ -16,11 +16,11 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
-from prometheus_client import Counter
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from ..metrics import SharedCounter
 from .errors import (
     FileTooLargeError,
     InvalidKeyError,
@@ -46,8 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # By endpoint family ("GET /files") and outcome ("ok" or VirusTotal's error code), so the label
-# set stays small; under gunicorn and Celery this is summed across processes (scanner/system/prometheus.py).
-VT_REQUESTS = Counter("scanner_virustotal_requests_total", "Requests to VirusTotal", ["endpoint", "outcome"])
+# set stays small; summed over every web and worker process, wherever it runs (scanner/metrics/).
+VT_REQUESTS = SharedCounter("scanner_virustotal_requests_total", "Requests to VirusTotal", ("endpoint", "outcome"))
 
 DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
 USER_AGENT = "scanner/1.0 (gzip)"
@@ -201,7 +201,7 @@ class VirusTotalClient:
             detail, parts = str(exc), urlsplit(url)
             for secret in (parts.query, "" if url.startswith(self.base_url) else parts.path):
                 detail = detail.replace(secret, "[hidden]") if secret else detail
-            VT_REQUESTS.labels(self._endpoint(method, url), error.code).inc()
+            VT_REQUESTS.inc(self._endpoint(method, url), error.code)
             # A one-time upload URL is a credential of its own and is not named.
             path = _path_of(url[len(self.base_url) :]) if url.startswith(self.base_url) else "(upload URL)"
             log.warning("VirusTotal %s %s: %s (%s: %s)", method, path, error, type(exc).__name__, detail)
@@ -220,7 +220,7 @@ class VirusTotalClient:
             raise UnknownVTError(
                 "answer is not a JSON object", code="InvalidResponse", http_status=response.status_code
             )
-        VT_REQUESTS.labels(self._endpoint(method, url), "ok").inc()
+        VT_REQUESTS.inc(self._endpoint(method, url), "ok")
         return body
 
     def _data(self, method: str, target: str, **kwargs: Any) -> Any:
@@ -303,7 +303,7 @@ class VirusTotalClient:
         failure); the task's context (scan or lookup id, request id) rides along. The key is in a
         header, never in the line; a one-time upload URL is a credential of its own and is not named."""
         path = url[len(self.base_url) :] if url.startswith(self.base_url) else "(upload URL)"
-        VT_REQUESTS.labels(self._endpoint(method, url), error.code).inc()
+        VT_REQUESTS.inc(self._endpoint(method, url), error.code)
         log.log(
             logging.INFO if error.http_status == 404 else logging.WARNING,
             "VirusTotal %s %s failed: %s",

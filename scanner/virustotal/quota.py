@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, delete, extract, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import QuotaExhausted
+from ..redis_backoff import client as redis_client
 from .models import QuotaBudget, QuotaGrant
 
 __all__ = [
@@ -421,7 +422,7 @@ def store(app: Flask | None = None) -> QuotaStore:
     if app.config.get("REDIS_URL"):
         # A frozen Redis must not hold a request or a task for as long as it stays frozen: after a
         # few seconds the store counts as unreachable (503 for a request, a wait for the work).
-        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=3)
+        client = redis_client(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=3)
         created: QuotaStore = RedisQuotaStore(client, window, margin)
     else:
         from ..extensions import db

@@ -139,3 +139,66 @@ def test_uploads_deletes_scans_and_exports_are_recorded(client, user, add_key, m
     assert export["details"]["format"] == "csv"
     (deleted,) = events(client, admin, action="file.delete")
     assert deleted["target_id"] == file_id
+
+
+def test_bulk_jobs_their_exports_and_cancels_are_recorded(client, user, add_key, make_admin):
+    import io
+
+    add_key(user)
+    data = {"file": (io.BytesIO(b"audited-one.org\naudited-two.org\n"), "iocs.txt")}
+    submitted = client.post("/api/bulk", data=data, headers=user.headers, content_type="multipart/form-data")
+    assert submitted.status_code == 202, submitted.json
+    job_id = submitted.json["job_id"]
+    assert client.get(f"/api/bulk/{job_id}/export?format=json", headers=user.headers).status_code == 200
+    assert client.delete(f"/api/bulk/{job_id}", headers=user.headers).status_code == 200
+    admin = make_admin()
+
+    (created,) = events(client, admin, action="bulk.create")
+    assert (created["target_type"], created["target_id"], created["actor_id"]) == ("bulk_job", job_id, user.id)
+    assert created["details"]["indicators"] == 2
+    (export,) = events(client, admin, action="results.export")
+    assert (export["target_type"], export["target_id"], export["details"]["format"]) == ("bulk_job", job_id, "json")
+    (cancelled,) = events(client, admin, action="bulk.cancel")
+    assert cancelled["target_id"] == job_id
+
+
+def test_beat_prunes_old_events_and_expired_sessions_on_its_own(app, client, make_user, start_worker):
+    import time
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from scanner.audit.models import AuditEvent
+    from scanner.auth.models import RefreshToken, TokenFamily
+    from scanner.db_types import utcnow
+    from scanner.extensions import db
+
+    user = make_user()
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 200
+    long_ago = utcnow() - timedelta(days=app.config["AUDIT_RETENTION_DAYS"] + 1)
+    with app.app_context():
+        db.session.execute(update(AuditEvent).where(AuditEvent.action == "auth.register").values(created_at=long_ago))
+        db.session.execute(update(TokenFamily).values(expires_at=long_ago))  # the session signed out has expired
+        db.session.commit()
+
+        def left() -> tuple[int, int, int]:
+            db.session.remove()
+            registered = select(func.count()).where(AuditEvent.action == "auth.register")
+            return tuple(
+                db.session.scalar(q)
+                for q in (
+                    registered,
+                    select(func.count()).select_from(TokenFamily),
+                    select(func.count()).select_from(RefreshToken),
+                )
+            )
+
+        assert left() == (1, 1, 1)
+        start_worker(beat=True, PRUNE_INTERVAL_SECONDS="0.5")
+        deadline = time.monotonic() + 30
+        while left() != (0, 0, 0):
+            assert time.monotonic() < deadline, left()
+            time.sleep(0.2)
+        # What is within its retention stays.
+        assert db.session.scalar(select(func.count()).where(AuditEvent.action == "auth.logout")) == 1
+        db.session.remove()

@@ -272,3 +272,39 @@ def test_a_thousand_lines_known_ones_at_once_the_rest_at_the_budgets_pace(
         db.session.remove()
     assert sources == {"database": 900, "virustotal": 100}
     assert last_known <= first_asked
+
+
+def test_an_item_whose_answer_returns_after_the_cancel_stays_cancelled(
+    app, client, user, add_key, vt_emulator, start_worker
+):
+    key = add_key(user)
+    # The first request is held in flight while the job is cancelled; its answer ("try again")
+    # then writes its item back as pending, after the cancel has settled the job's items.
+    vt_emulator.set_faults(transient_next=1)
+    spent = vt_emulator.total(key["key_value"])
+    vt_emulator.hold()
+    job_id = submit(client, user, "\n".join(f"late{i}.example.org" for i in range(3))).json["job_id"]
+    start_worker()
+    wait_for_job(client, user, job_id, until=lambda body: vt_emulator.held == 1)
+
+    assert client.delete(f"/api/bulk/{job_id}", headers=user.headers).json["status"] == "cancelled"
+    vt_emulator.release()
+    wait_for_job(client, user, job_id, until=lambda body: _late_answer_recorded(app, job_id))
+    job = wait_for_job(client, user, job_id, until=lambda body: body["pending_iocs"] == 0, limit=20)
+
+    assert job["status"] == "cancelled"
+    assert job["cancelled_iocs"] == 3
+    assert vt_emulator.total(key["key_value"]) - spent == 1  # only the request in flight when it was cancelled
+
+
+def _late_answer_recorded(app, job_id: str) -> bool:
+    """The worker has written the late answer's retry note on its item."""
+    from scanner.extensions import db
+    from scanner.lookups.models import BulkItem
+
+    with app.app_context():
+        try:
+            query = select(func.count()).where(BulkItem.job_id == uuid.UUID(job_id), BulkItem.error.is_not(None))
+            return db.session.scalar(query) > 0
+        finally:
+            db.session.remove()

@@ -87,3 +87,33 @@ def test_each_active_key_reports_its_quota_left_by_id_never_its_value(client, us
     assert sample(text, "scanner_vt_quota_remaining", key_id=key["id"], window="minute") == left["minute"] - 1
     assert sample(text, "scanner_vt_quota_remaining", key_id=key["id"], window="day") == left["day"] - 1
     assert key["key_value"] not in text
+
+
+def test_shared_counters_are_kept_through_a_redis_outage(app, client, private_redis, monkeypatch):
+    import redis
+
+    from scanner.extensions import db
+    from scanner.metrics import count_cache, store
+    from scanner.metrics.models import CounterTotal
+
+    monkeypatch.setitem(app.config, "REDIS_URL", private_redis.url())
+    monkeypatch.setattr(store._backoff, "seconds", 0.0)  # try Redis again at once once it is back
+    hits = {"cache": "lookups", "outcome": "hit"}
+    before = sample(scrape(client), "scanner_cache_requests_total", **hits)
+    with app.app_context():  # counted here, stored when the context ends (as a request's or a task's)
+        count_cache("lookups", hits=2, misses=0)
+    in_redis = redis.Redis.from_url(private_redis.url())
+    assert in_redis.hgetall(f"{app.config['CACHE_KEY_PREFIX']}metrics:counters") == {
+        b'["scanner_cache_requests_total", "lookups", "hit"]': b"2"
+    }
+    in_redis.close()
+
+    private_redis.kill()
+    with app.app_context():
+        count_cache("lookups", hits=3, misses=0)
+    with app.app_context():
+        stored = db.session.get(CounterTotal, ("scanner_cache_requests_total", '["lookups", "hit"]'))
+        assert stored is not None and stored.value == 3
+
+    private_redis.start()
+    assert sample(scrape(client), "scanner_cache_requests_total", **hits) == before + 5

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ...files.models import File
+from ...jsonable import attributes
 from ..models import CATEGORIES, EngineResult, Scan
 
 VIRUSTOTAL_FILE_URL = "https://www.virustotal.com/gui/file/{sha256}"
@@ -66,28 +67,28 @@ def engine_update_date(value: str | None) -> date | None:
         return None
 
 
+# Seed 001's summary in its order: VirusTotal's categories by their own names (hyphens and all).
+_SUMMARY = (
+    "malicious",
+    "suspicious",
+    "undetected",
+    "timeout",
+    "detection_ratio",
+    "harmless",
+    "confirmed-timeout",
+    "failure",
+    "type-unsupported",
+    "engines_total",
+)
+
+
 def summary(scan: Scan) -> dict[str, Any]:
-    counts = {category: getattr(scan, column) for category, column in CATEGORY_COLUMNS.items()}
-    return {
-        "malicious": counts["malicious"],
-        "suspicious": counts["suspicious"],
-        "undetected": counts["undetected"],
-        "timeout": counts["timeout"],
-        "detection_ratio": scan.detection_ratio,
-        "harmless": counts["harmless"],
-        "confirmed-timeout": counts["confirmed-timeout"],
-        "failure": counts["failure"],
-        "type-unsupported": counts["type-unsupported"],
-        "engines_total": scan.engines_total,
-    }
+    return {key: getattr(scan, CATEGORY_COLUMNS.get(key, key)) for key in _SUMMARY}
 
 
 def engine_row(result: EngineResult) -> dict[str, Any]:
     return {
-        "engine_name": result.engine_name,
-        "engine_version": result.engine_version,
-        "result": result.result,
-        "category": result.category,
+        **attributes(result, "engine_name", "engine_version", "result", "category"),
         "update_date": engine_update_date(result.engine_update),
         "method": result.method,
     }
@@ -96,12 +97,8 @@ def engine_row(result: EngineResult) -> dict[str, Any]:
 def file_fields(file: File) -> dict[str, Any]:
     return {
         "file_id": file.id,
-        "filename": file.filename,
-        "file_size": file.file_size,
-        "mime_type": file.mime_type,
-        "hash_md5": file.md5,
-        "hash_sha1": file.sha1,
-        "hash_sha256": file.sha256,
+        **attributes(file, "filename", "file_size", "mime_type"),
+        **attributes(file, hash_md5="md5", hash_sha1="sha1", hash_sha256="sha256"),
         "permalink": permalink(file.sha256),
     }
 
@@ -109,21 +106,13 @@ def file_fields(file: File) -> dict[str, Any]:
 def scan_row(scan: Scan) -> dict[str, Any]:
     """A scan without its engines: one line of the history."""
     return {
-        "id": scan.id,
-        "scan_id": scan.id,
+        **attributes(scan, "id", scan_id="id"),
         "user_id": scan.user_id,
         **file_fields(scan.file),
-        "kind": scan.kind,
-        "status": scan.status,
-        "stage": scan.stage,
-        "error": scan.error,
+        **attributes(scan, "kind", "status", "stage", "error"),
         "verdict": scan_verdict(scan),
-        "detection_ratio": scan.detection_ratio,
-        **{column: getattr(scan, column) for column in CATEGORY_COLUMNS.values()},
-        "engines_total": scan.engines_total,
-        "scan_date": scan.scan_date,
-        "created_at": scan.created_at,
-        "completed_at": scan.completed_at,
+        **attributes(scan, "detection_ratio", *CATEGORY_COLUMNS.values(), "engines_total", "scan_date"),
+        **attributes(scan, "created_at", "completed_at"),
     }
 
 
