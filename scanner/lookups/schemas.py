@@ -137,8 +137,8 @@ class LookupHistoryArgsSchema(Schema):
         LOOKUP_STATUSES,
         metadata={"description": f"One or more of {', '.join(LOOKUP_STATUSES)}"},
     )
+    # Its length is the format's (indicators.MAX_LENGTH), checked by `parse` below.
     ioc = fields.String(
-        validate=validate.Length(min=1, max=2048),
         metadata={
             "description": "Only lookups of this indicator (normalised as a lookup would be)",
             "format": INDICATOR_FORMAT,

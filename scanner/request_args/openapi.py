@@ -20,8 +20,11 @@ def multipart_file_body(
     file_description: str | None = None, file_format: str = "binary", **fields: dict[str, Any]
 ) -> dict[str, Any]:
     """The request body of an upload whose part `file` is required and not empty, beside optional
-    `fields`; `file_format` names what the part must hold when not just any bytes."""
-    file: dict[str, Any] = {"type": "string", "format": file_format, "minLength": 1}
+    `fields`; `file_format` names what the part must hold when not just any bytes (and is never
+    empty)."""
+    file: dict[str, Any] = {"type": "string", "format": file_format}
+    if file_format == "binary":
+        file["minLength"] = 1
     if file_description:
         file["description"] = file_description
     schema = {"type": "object", "required": ["file"], "properties": {"file": file, **fields}}

@@ -29,7 +29,16 @@ def parse_sort(sort_by: str, allowed: Sequence[str], default_order: str = "desc"
 
 def sort_pattern(allowed: Sequence[str]) -> str:
     """The `sort_by` values `parse_sort` reads, as a regular expression for the OpenAPI document:
-    keys from `allowed` with an optional direction, comma-separated, none twice (the lookahead)."""
-    names = "|".join(allowed)
-    key = rf"(?:{names})(?::(?:asc|desc))?"
-    return rf"^(?!.*\b({names})\b.*\b\1\b){key}(?:,{key})*$"
+    keys from `allowed` with an optional direction, comma-separated, none twice. Each key is
+    followed only by the keys not yet used, which spells "none twice" without a lookaround
+    (that generators of matching text handle badly)."""
+    return f"^{_keys_after(tuple(allowed))}$"
+
+
+def _keys_after(left: tuple[str, ...]) -> str:
+    branches = []
+    for key in left:
+        rest = tuple(other for other in left if other != key)
+        more = f"(?:,{_keys_after(rest)})?" if rest else ""
+        branches.append(f"{key}(?::(?:asc|desc))?{more}")
+    return f"(?:{'|'.join(branches)})"

@@ -40,30 +40,31 @@ LEFT_OUT = ["--exclude-path=/api/auth/logout", "--exclude-path=/api/health/ready
 
 
 ALL_PHASES = "--phases=examples,coverage,fuzzing,stateful"
-# Each pass: its operations, its phases and how many test cases it must generate at least; the
-# minimums add up to MIN_TOTAL. Keys and scans are apart: a key another pass deactivates would
-# have a scan refused with seed 001's 400 ("API key is not active").
+# Each pass: its operations, its phases and how many test cases it must generate at least (about
+# 90% of what seed 14 generates); the minimums add up to more than MIN_TOTAL. Keys and scans are
+# apart: a key another pass deactivates would have a scan refused with seed 001's 400 ("API key is
+# not active", "No active API key found"), a refusal that depends on state no schema can tell.
 PASSES: dict[str, tuple[list[str], int]] = {
     "accounts": (
-        ["--include-path-regex=^/api/(auth|keys|health)", "--exclude-path=/api/auth/users", ALL_PHASES, "-n", "12"],
-        550,
+        ["--include-path-regex=^/api/(auth|keys|health)", "--exclude-path=/api/auth/users", ALL_PHASES, "-n", "10"],
+        490,
     ),
     # No link among these reports: no stateful phase.
     "admin": (
-        ["--include-path-regex=^/api/(admin|providers|auth/users)", "--phases=examples,coverage,fuzzing", "-n", "12"],
-        250,
+        ["--include-path-regex=^/api/(admin|providers|auth/users)", "--phases=examples,coverage,fuzzing", "-n", "10"],
+        240,
     ),
-    "files": (["--include-path-regex=^/api/(files|scan)", ALL_PHASES, "-n", "12"], 600),
+    "files": (["--include-path-regex=^/api/(files|scan)", ALL_PHASES, "-n", "10"], 960),
     "lookups": (
         [
             "--include-path-regex=^/(api/(check_ioc|lookup|bulk)|(get|refresh)_virustotal_report/)",
             ALL_PHASES,
             "-n",
-            "12",
+            "8",
         ],
-        550,
+        680,
     ),
-    "anonymous": (["--phases=examples,fuzzing", "-n", "5"], 150),
+    "anonymous": (["--phases=examples,fuzzing", "-n", "5"], 190),
 }
 assert sum(minimum for _, minimum in PASSES.values()) >= MIN_TOTAL
 
