@@ -124,10 +124,12 @@ def _cell(value: object) -> str:
 def table(rows: list[dict]) -> str:
     cells = [[_cell(row.get(column)) for column in COLUMNS] for row in rows]
     widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(COLUMNS)]
-    lines = [" | ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True))]
-    lines.append("-|-".join("-" * width for width in widths))
-    lines += [" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
-    return "\n".join(f"| {line} |" for line in lines)
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+        for row in [list(COLUMNS), *cells]
+    ]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
 
 
 def main() -> int:
