@@ -163,6 +163,7 @@ def test_a_hundred_clients_that_go_away_leave_no_greenlet_thread_or_subscription
     # The worker's one event subscription (with Redis) starts with its first stream and stays.
     first = stream(server, f"/api/stream/bulk/{job_id}", user)
     assert first_event(first).event == "progress"
+    wait_for_probe(probes, lambda counts: counts["streams_open"] == 1)  # a report from after it opened
     first.close()
     idle = wait_for_probe(probes, lambda counts: counts["streams_open"] == 0 and counts["stream_waiters"] == 0)
 
