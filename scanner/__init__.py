@@ -9,6 +9,7 @@ from flask import Flask
 from flask_smorest import Blueprint
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
@@ -45,6 +46,7 @@ def create_app(config: str | Config | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     db.init_app(app)
+    app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     jwt.init_app(app)
     register_jwt_handlers(jwt)
@@ -172,3 +174,13 @@ def celery_init_app(app: Flask) -> Celery:
 
     connect_worker_signals(app)
     return celery_app
+
+
+def _end_session(exc: BaseException | None) -> None:
+    """End the request's session. Its closing ROLLBACK fails when the database has cut the
+    connection meanwhile (a restart, a terminated backend): the pool drops that connection, and the
+    answer already made stands instead of becoming a 500."""
+    try:
+        db.session.remove()
+    except DBAPIError:
+        db.session.registry.clear()
