@@ -373,6 +373,24 @@ const Scanner = (() => {
     else start();
   }
 
+  // A drop zone and its file input: `onFiles(fileList)` gets what was picked or dropped.
+  function dropFiles(zone, input, onFiles) {
+    input.addEventListener("change", () => {
+      onFiles(input.files);
+      input.value = "";
+    });
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      onFiles(event.dataTransfer.files);
+    });
+  }
+
   return {
     ApiError,
     api,
@@ -391,6 +409,7 @@ const Scanner = (() => {
     bytes,
     verdictBadge,
     copyButton,
+    dropFiles,
     ready,
   };
 })();

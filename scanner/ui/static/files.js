@@ -62,18 +62,5 @@ Scanner.ready(async () => {
     for (const file of files) uploadOne(file);
   }
 
-  input.addEventListener("change", () => {
-    uploadAll(input.files);
-    input.value = "";
-  });
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
-    uploadAll(event.dataTransfer.files);
-  });
+  Scanner.dropFiles(zone, input, uploadAll);
 });

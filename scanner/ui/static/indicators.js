@@ -177,20 +177,8 @@ Scanner.ready(async () => {
 
   const zone = document.getElementById("bulk-drop");
   const fileInput = document.getElementById("bulk-file");
-  fileInput.addEventListener("change", () => {
-    if (fileInput.files[0]) submitList(fileInput.files[0], fileInput.files[0].name);
-    fileInput.value = "";
-  });
-  zone.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    zone.classList.remove("over");
-    const file = event.dataTransfer.files[0];
-    if (file) submitList(file, file.name);
+  Scanner.dropFiles(zone, fileInput, (files) => {
+    if (files[0]) submitList(files[0], files[0].name);
   });
 
   // -- what was asked before ---------------------------------------------------------------------------
