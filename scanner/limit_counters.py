@@ -2,7 +2,8 @@
 each, the count so far and the seconds until the window starts again.
 
 - `RedisCounters`: fixed windows aligned to the clock (a minute window is the minute), each an
-  INCR with its EXPIREAT, all of a request's windows in one pipelined round trip.
+  INCR with its EXPIREAT, all of a request's windows in one script: one round trip and one
+  command to encode and parse, where a pipeline of INCR and EXPIREAT pairs cost several.
 - While Redis fails, the same counts go to the database (scanner/db_counters.py, one transaction
   per request) for `BACKOFF_SECONDS` at a time: every web process keeps sharing one count, so
   an outage neither lifts the limits nor multiplies them by the number of processes. A window
@@ -26,6 +27,16 @@ log = logging.getLogger(__name__)
 
 Window = tuple[str, int]  # (counter key, seconds)
 MEMORY_MAX_COUNTERS = 100_000
+# KEYS: the windows' counters; ARGV: when each window ends (Unix seconds). A counter gets its expiry
+# as it is created, in the same atomic step, so none outlives its window.
+_COUNT_WINDOWS = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIREAT', key, ARGV[i]) end
+end
+return counts
+"""
 
 
 def _aligned(key: str, seconds: int, now: float) -> tuple[str, float]:
@@ -73,6 +84,7 @@ class DatabaseCounters:
 class RedisCounters:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.count_windows = client(url, socket_connect_timeout=0.5, socket_timeout=0.5).register_script(_COUNT_WINDOWS)
         self.fallback = DatabaseCounters()
         self.backoff = Backoff("rate-limit Redis (counting in the database)")
 
@@ -86,15 +98,9 @@ class RedisCounters:
 
     def _hit(self, windows: list[Window], now: float) -> list[tuple[int, float]]:
         prefix = current_app.config["CACHE_KEY_PREFIX"] + "limits:"
-        pipe = client(self.url, socket_connect_timeout=0.5, socket_timeout=0.5).pipeline(transaction=False)
-        ends = []
-        for key, seconds in windows:
-            name, end = _aligned(prefix + key, seconds, now)
-            pipe.incr(name)
-            pipe.expireat(name, int(end) + 1)
-            ends.append(end)
-        replies = pipe.execute()
-        return [(int(count), end - now) for count, end in zip(replies[::2], ends, strict=True)]
+        names, ends = zip(*(_aligned(prefix + key, seconds, now) for key, seconds in windows), strict=True)
+        counts = self.count_windows(keys=names, args=[int(end) + 1 for end in ends])
+        return [(int(count), end - now) for count, end in zip(counts, ends, strict=True)]
 
     def reset(self) -> None:
         pass

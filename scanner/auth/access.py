@@ -2,7 +2,8 @@
 
 A request's bearer token is verified once, before anything else reads it (`init_authentication`):
 signature, expiry, revocation and the user row. The rate limiter counts the verified user, and
-`login_required` and the other guards below only read the outcome.
+`login_required` and the other guards below only read the outcome. Errors are flask-jwt-extended's
+own exceptions, so its handlers (scanner/errors.py) answer them as they would have.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import uuid
 from collections.abc import Callable
 
 from flask import Flask, current_app, g, request
-from flask_jwt_extended import current_user as _jwt_user
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
-from flask_jwt_extended.exceptions import JWTExtendedException, WrongTokenError
+from flask_jwt_extended.exceptions import (
+    InvalidHeaderError,
+    JWTExtendedException,
+    NoAuthorizationError,
+    RevokedTokenError,
+    UserLookupError,
+    WrongTokenError,
+)
 from jwt import PyJWTError
 
 from ..errors import Forbidden, NotFound
@@ -23,6 +29,7 @@ from ..extensions import db, jwt
 from . import token_cache
 from .models import User
 from .revocation import is_revoked
+from .tokens import decode
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,6 @@ def _identity(user: User | str) -> str:
     return str(user.id) if isinstance(user, User) else str(user)
 
 
-@jwt.user_lookup_loader
 def _lookup(header: dict, payload: dict) -> User | None:
     try:
         user_id = uuid.UUID(payload["sub"])
@@ -46,32 +52,53 @@ def _lookup(header: dict, payload: dict) -> User | None:
     return user
 
 
-@jwt.token_in_blocklist_loader
-def _revoked(header: dict, payload: dict) -> bool:
-    return is_revoked(payload)
-
-
 def current_user() -> User:
-    return _jwt_user._get_current_object()
+    return g.token_user
 
 
 def current_token() -> dict:
     """The verified claims of the token this request was made with."""
-    return get_jwt()
+    return g.token_claims
 
 
 _NOT_CHECKED = object()
+_EXPECTED = "Expected 'Authorization: Bearer <JWT>'"
+
+
+def _bearer_token() -> str:
+    """The token of the `Authorization: Bearer <JWT>` header (one of its comma-separated parts)."""
+    header = request.headers.get("Authorization", "").strip().strip(",")
+    if not header:
+        raise NoAuthorizationError("Missing Authorization Header")
+    bearer = [part for part in header.split(",") if part.strip() and part.split()[0] == "Bearer"]
+    if len(bearer) != 1:
+        raise NoAuthorizationError(f"Missing 'Bearer' type in 'Authorization' header. {_EXPECTED}")
+    parts = bearer[0].split()
+    if len(parts) != 2:
+        raise InvalidHeaderError(f"Bad Authorization header. {_EXPECTED}")
+    return parts[1]
+
+
+def _verify() -> None:
+    """Signature and expiry, revocation, then the user; raises the library's errors."""
+    header, claims = decode(_bearer_token())
+    if is_revoked(claims):
+        raise RevokedTokenError(header, claims)
+    user = _lookup(header, claims)
+    if user is None:
+        raise UserLookupError(f"user_lookup returned None for {claims.get('sub')}", header, claims)
+    g.token_claims, g.token_user = claims, user
 
 
 def _verify_once() -> None:
     """Verify the request's token, whichever route it goes to, and keep the outcome: the verified
-    claims (in flask-jwt-extended's request context) or the error a guarded route answers with."""
+    claims and user, or the error a guarded route answers with."""
     g.token_identity = None
     g.token_error = None
     if not request.headers.get("Authorization"):
         return  # a guarded route says the token is missing; nothing to count but the address
     try:
-        verified = verify_jwt_in_request(verify_type=False)
+        _verify()
     except (JWTExtendedException, PyJWTError) as exc:
         g.token_error = exc
         return
@@ -80,8 +107,7 @@ def _verify_once() -> None:
         log.warning("token not verified: %s", exc)
         g.token_error = exc
         return
-    if verified is not None:
-        g.token_identity = str(verified[1]["sub"])
+    g.token_identity = str(g.token_claims["sub"])
 
 
 def init_authentication(app: Flask) -> None:
@@ -92,12 +118,13 @@ def _require(refresh: bool) -> None:
     if request.method == "OPTIONS":  # as flask-jwt-extended: a preflight carries no token
         return
     error = g.get("token_error", _NOT_CHECKED)
-    if error is _NOT_CHECKED or not request.headers.get("Authorization"):
-        verify_jwt_in_request(refresh=refresh)  # raises the library's own answer
-        return
-    if error is not None:
+    if error is _NOT_CHECKED:  # a request that did not pass through `_verify_once`
+        _verify()
+    elif error is not None:
         raise error
-    if (get_jwt().get("type") == "refresh") != refresh:
+    elif not request.headers.get("Authorization"):
+        raise NoAuthorizationError("Missing Authorization Header")
+    if (current_token().get("type") == "refresh") != refresh:
         raise WrongTokenError("Only refresh tokens are allowed" if refresh else "Only non-refresh tokens are allowed")
 
 

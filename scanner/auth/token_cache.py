@@ -1,6 +1,7 @@
 """A short memory, per web process, of what the last check of a token found.
 
-Verifying a token's signature costs nothing; knowing it was not revoked and loading its user costs
+A token string whose signature was verified is remembered until it expires (verifying it again
+would give the same answer). Knowing it was not revoked and loading its user costs
 a Redis round trip and a database query. For `AUTH_CACHE_SECONDS` (2 s by default) after a check
 this process takes the answer as still true: a token revoked by another process is refused within
 that delay; one revoked by this process (logout, refresh-token reuse, password change) at once,
@@ -61,6 +62,7 @@ class _Lru:
 _good = _Lru()  # (jti, family, user) -> True: checked and not revoked, until the entry ends
 _revoked = _Lru()  # "jti:<id>" / "family:<id>" revoked by this process, until the token could expire
 _users = _Lru()  # user id -> the row's column values
+_decoded = _Lru()  # encoded token -> (header, claims), until the token expires
 
 
 def _seconds() -> float:
@@ -97,6 +99,15 @@ def remember_revoked(kind: str, value: str, seconds_left: float) -> None:
         _revoked.put(f"{kind}:{value}", True, time.monotonic() + seconds_left, _limit())
 
 
+def decoded(encoded: str) -> tuple[dict, dict] | None:
+    return _decoded.get(encoded, time.monotonic())
+
+
+def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | None) -> None:
+    if expires is not None:  # a token that never expires is verified each time, never remembered
+        _decoded.put(encoded, found, time.monotonic() + (expires - time.time()), _limit())
+
+
 def cached_user(session: Session, user_id: uuid.UUID) -> User | None:
     """The user as this process last read it, put into `session` without a query; None if unknown."""
     if _seconds() <= 0:
@@ -116,7 +127,7 @@ def remember_user(user: User) -> None:
 
 
 def clear() -> None:
-    for lru in (_good, _revoked, _users):
+    for lru in (_good, _revoked, _users, _decoded):
         lru.clear()
 
 

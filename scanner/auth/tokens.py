@@ -1,4 +1,4 @@
-"""Issuing tokens and rotating refresh tokens.
+"""Issuing tokens, reading them back and rotating refresh tokens.
 
 Every sign-in starts a family (a session). Each refresh retires the presented refresh token and
 issues a new pair in the same family. A retired refresh token presented again means two parties
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from flask_jwt_extended import create_access_token, create_refresh_token
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token, get_unverified_jwt_headers
 from sqlalchemy import update
 
 from ..db_types import new_uuid, utcnow
 from ..errors import Unauthorized
 from ..extensions import db
+from . import token_cache
 from .models import RefreshToken, TokenFamily, User
 from .revocation import revoke_families
 
@@ -35,6 +36,18 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int  # seconds the access token is valid
+
+
+def decode(encoded: str) -> tuple[dict, dict]:
+    """A token's (header, claims), its signature and expiry verified; raises the library's errors.
+    A token string once verified is remembered until it expires: the same string always verifies
+    the same way, and decoding costs more than the rest of a small request."""
+    found = token_cache.decoded(encoded)
+    if found is None:
+        claims = decode_token(encoded)
+        found = get_unverified_jwt_headers(encoded), claims
+        token_cache.remember_decoded(encoded, found, claims.get("exp"))
+    return found
 
 
 def _lifetimes() -> tuple[timedelta, timedelta]:
