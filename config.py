@@ -141,6 +141,9 @@ class Config:
         # within this delay, one revoked by this process at once. 0 checks on every request.
         self.AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", 2.0)
         self.AUTH_CACHE_MAX_ENTRIES = env_int("AUTH_CACHE_MAX_ENTRIES", 10_000)
+        # With Redis: how long a check stays good while no token is revoked and no user changes
+        # anywhere (scanner/auth/generation.py).
+        self.AUTH_CACHE_TRUST_SECONDS = env_float("AUTH_CACHE_TRUST_SECONDS", 60.0)
         # Request counts for /api/providers/metrics are added up in each web process and written
         # at most this often (scanner/providers/metrics.py); 0 writes on every request.
         self.METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 1.0)

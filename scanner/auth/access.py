@@ -26,7 +26,7 @@ from jwt import PyJWTError
 
 from ..errors import Forbidden, NotFound
 from ..extensions import db, jwt
-from . import token_cache
+from . import generation, token_cache
 from .models import User
 from .revocation import is_revoked
 from .tokens import decode
@@ -44,11 +44,12 @@ def _lookup(header: dict, payload: dict) -> User | None:
         user_id = uuid.UUID(payload["sub"])
     except (KeyError, ValueError):
         return None
-    user = token_cache.cached_user(db.session, user_id)
+    now_in = generation.current()
+    user = token_cache.cached_user(db.session, user_id, now_in)
     if user is None:
         user = db.session.get(User, user_id)
         if user is not None:
-            token_cache.remember_user(user)
+            token_cache.remember_user(user, now_in)
     return user
 
 

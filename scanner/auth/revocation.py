@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..db_types import utcnow
 from ..extensions import db
-from . import redis_store, token_cache
+from . import generation, redis_store, token_cache
 from .models import RefreshToken, RevokedToken, TokenFamily, User
 
 _PENDING = "auth_revocations_for_redis"
@@ -54,11 +54,12 @@ def is_revoked(payload: dict, *, fresh: bool = False) -> bool:
         return True
     if token_cache.revoked_here(payload):
         return True
-    if not fresh and token_cache.known_good(payload):
+    now_in = generation.current()  # before the check: a change during it makes the answer stale
+    if not fresh and token_cache.known_good(payload, now_in):
         return False
     revoked = _check(payload, family)
     if not revoked:
-        token_cache.remember_good(payload)
+        token_cache.remember_good(payload, now_in)
     return revoked
 
 
@@ -114,8 +115,11 @@ def _publish_after_commit(kind: str, value: str, until: datetime) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
-    for kind, value, until in session.info.pop(_PENDING, []):
+    pending = session.info.pop(_PENDING, [])
+    for kind, value, until in pending:
         _known_revoked(kind, value, until)
+    if pending:
+        generation.changed()
 
 
 @event.listens_for(Session, "after_rollback")

@@ -22,6 +22,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from . import generation
 from .models import User
 
 _CHANGED_USERS = "auth_token_cache_changed_users"
@@ -59,9 +60,9 @@ class _Lru:
             self._items.clear()
 
 
-_good = _Lru()  # (jti, family, user) -> True: checked and not revoked, until the entry ends
+_good = _Lru()  # (jti, family, user) -> (checked at, generation): checked and not revoked
 _revoked = _Lru()  # "jti:<id>" / "family:<id>" revoked by this process, until the token could expire
-_users = _Lru()  # user id -> the row's column values
+_users = _Lru()  # user id -> (the row's column values, read at, generation)
 _decoded = _Lru()  # encoded token -> (header, claims), until the token expires
 
 
@@ -84,13 +85,28 @@ def _token(payload: dict) -> tuple:
     return payload["jti"], payload.get("family"), payload.get("sub"), payload.get("type")
 
 
-def known_good(payload: dict) -> bool:
-    return bool(_seconds() > 0 and _good.get(_token(payload), time.monotonic()))
+def _trusted(checked_at: float, checked_in: str | None, now_in: str | None) -> bool:
+    """An answer stands while it is younger than AUTH_CACHE_SECONDS, or while the generation it
+    was checked in is still the current one (scanner/auth/generation.py)."""
+    return time.monotonic() - checked_at < _seconds() or (checked_in is not None and checked_in == now_in)
 
 
-def remember_good(payload: dict) -> None:
+def _until() -> float:
+    return time.monotonic() + max(_seconds(), float(current_app.config.get("AUTH_CACHE_TRUST_SECONDS", 0)))
+
+
+def known_good(payload: dict, now_in: str | None) -> bool:
+    """`now_in`: the current generation."""
+    if _seconds() <= 0:
+        return False
+    found = _good.get(_token(payload), time.monotonic())
+    return found is not None and _trusted(*found, now_in)
+
+
+def remember_good(payload: dict, checked_in: str | None) -> None:
+    """`checked_in`: the generation read before the check began."""
     if _seconds() > 0:
-        _good.put(_token(payload), True, time.monotonic() + _seconds(), _limit())
+        _good.put(_token(payload), (time.monotonic(), checked_in), _until(), _limit())
 
 
 def remember_revoked(kind: str, value: str, seconds_left: float) -> None:
@@ -108,22 +124,24 @@ def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | No
         _decoded.put(encoded, found, time.monotonic() + (expires - time.time()), _limit())
 
 
-def cached_user(session: Session, user_id: uuid.UUID) -> User | None:
-    """The user as this process last read it, put into `session` without a query; None if unknown."""
+def cached_user(session: Session, user_id: uuid.UUID, now_in: str | None) -> User | None:
+    """The user as this process last read it, put into `session` without a query; None if unknown
+    or no longer trusted (`now_in`: the current generation)."""
     if _seconds() <= 0:
         return None
-    values = _users.get(user_id, time.monotonic())
-    if values is None:
+    found = _users.get(user_id, time.monotonic())
+    if found is None or not _trusted(*found[1:], now_in):
         return None
-    user = User(**values)
+    user = User(**found[0])
     make_transient_to_detached(user)
     return session.merge(user, load=False)
 
 
-def remember_user(user: User) -> None:
+def remember_user(user: User, read_in: str | None) -> None:
+    """`read_in`: the generation read before the row was."""
     if _seconds() > 0:
         values = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
-        _users.put(user.id, values, time.monotonic() + _seconds(), _limit())
+        _users.put(user.id, (values, time.monotonic(), read_in), _until(), _limit())
 
 
 def clear() -> None:
@@ -140,8 +158,11 @@ def _note_changed_users(session: Session, flush_context) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _forget_changed_users(session: Session) -> None:
-    for user_id in session.info.pop(_CHANGED_USERS, ()):
+    changed = session.info.pop(_CHANGED_USERS, ())
+    for user_id in changed:
         _users.drop(user_id)
+    if changed:
+        generation.changed()
 
 
 @event.listens_for(Session, "after_rollback")
