@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 
 from .. import audit
 from ..auth.access import current_user, login_required
+from ..db_reads import read_only
 from ..extensions import db
 from ..files.routes import SCAN_OPERATIONS
 from ..request_args import links
@@ -51,7 +52,7 @@ class RescanFile(MethodView):
 
 @blp.route("/<id:scan_id>/status")
 class ScanStatus(MethodView):
-    decorators = [login_required]
+    decorators = [read_only, login_required]
 
     @blp.response(200, ScanStatusSchema)
     def get(self, scan_id):

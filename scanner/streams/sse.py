@@ -26,6 +26,7 @@ from sqlalchemy import exc
 
 from .. import events
 from ..auth.revocation import is_revoked
+from ..db_reads import autocommit
 from ..errors import error_type
 from ..extensions import db
 from ..jsonable import json_default
@@ -118,7 +119,7 @@ def _look(
     try:
         if db.session().in_transaction():  # what the view left open: its work is done
             db.session.close()
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        autocommit()
         taken = snapshot() if snapshot is not None else (None, None)
         return taken, token is not None and is_revoked(token, fresh=True)
     except (exc.TimeoutError, exc.OperationalError, exc.InterfaceError) as error:

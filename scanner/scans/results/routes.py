@@ -9,6 +9,7 @@ from marshmallow import RAISE
 
 from ... import audit
 from ...auth.access import current_user, login_required
+from ...db_reads import read_only
 from ...db_types import utcnow
 from ...extensions import db
 from . import exports, services
@@ -42,7 +43,7 @@ def _exported(scan_id, fmt: str, rows: int | None = None) -> None:
 
 @blp.route("/results")
 class ScanHistory(MethodView):
-    decorators = [login_required]
+    decorators = [read_only, login_required]
 
     @blp.arguments(ScanHistoryArgsSchema, location="query", unknown=RAISE)
     @blp.response(200, ScanHistoryPageSchema)
