@@ -126,7 +126,6 @@ def service_env(database_url: str, redis_url: str, vt_port: int, web_port: int, 
         "ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "VT_API_URL": f"http://127.0.0.1:{vt_port}/api/v3",
         "PORT": str(web_port),
-        "SCAN_POLL_INTERVALS": "2,2,4",
         # Sign-ups are setup, not the load: argon2id at a low cost, and one address may sign in
         # many accounts at once.
         "PASSWORD_HASH_TIME_COST": "1",
