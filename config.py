@@ -81,9 +81,11 @@ class Config:
         if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             # Per process. A gevent web worker serves many requests at once, but an open stream
             # holds no connection while it waits (scanner/streams/sse.py): the pool is sized by the
-            # requests in flight, and what PostgreSQL's max_connections leaves for every process.
+            # requests in flight, and what PostgreSQL's max_connections leaves for every process. A
+            # connection beyond the pool is opened for one request and closed after it (a new
+            # PostgreSQL backend each time): the pool holds what a busy web process keeps using.
             self.SQLALCHEMY_ENGINE_OPTIONS |= {
-                "pool_size": env_int("DB_POOL_SIZE", 5),
+                "pool_size": env_int("DB_POOL_SIZE", 15),
                 "max_overflow": env_int("DB_MAX_OVERFLOW", 10),
                 "pool_timeout": env_float("DB_POOL_TIMEOUT", 30.0),
             }
