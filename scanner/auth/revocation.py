@@ -41,13 +41,11 @@ def _user_id(payload: dict) -> uuid.UUID | None:
     return _uuid_claim(payload, "sub")
 
 
-def is_revoked(payload: dict, *, fresh: bool = False) -> bool:
+def is_revoked(payload: dict) -> bool:
     """True when the token (or the session it belongs to) was revoked, or cannot be revoked.
 
     A refresh token is judged by its session only: a refresh token that was already rotated must
     reach the refresh endpoint, which treats its reuse as theft and ends the whole session.
-    `fresh` asks Redis and the database again rather than trusting this process's memory of an
-    earlier answer (a long-lived stream rechecking its token).
     """
     family = _family_id(payload)
     if family is None or _user_id(payload) is None:  # a token that cannot be revoked is not honoured
@@ -55,7 +53,7 @@ def is_revoked(payload: dict, *, fresh: bool = False) -> bool:
     if token_cache.revoked_here(payload):
         return True
     now_in = generation.current()  # before the check: a change during it makes the answer stale
-    if not fresh and token_cache.known_good(payload, now_in):
+    if token_cache.known_good(payload, now_in):
         return False
     revoked = _check(payload, family)
     if not revoked:

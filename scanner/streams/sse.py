@@ -62,9 +62,10 @@ def follow(
 
     The row is read when an event wakes the stream and every `subscription.interval` (a safety
     net), not at each heartbeat; the first heartbeat comes at a random point of the first period,
-    so streams opened together do not beat (and query) together for ever after. A read and a
-    token check that fall due together share one database checkout, in autocommit (no BEGIN and
-    ROLLBACK round trips around a read)."""
+    so streams opened together do not beat (and query) together for ever after. A read is one
+    autocommit query (no BEGIN and ROLLBACK round trips around it); the token check at a heartbeat
+    costs nothing while the auth generation stands (scanner/auth/generation.py), so a logout
+    anywhere closes the stream at its next heartbeat, within AUTH_CACHE_SECONDS more."""
     cfg = current_app.config
     heartbeat, limit = cfg["STREAM_HEARTBEAT_SECONDS"], cfg["STREAM_MAX_SECONDS"]
     started = time.monotonic()
@@ -119,9 +120,12 @@ def _look(
     try:
         if db.session().in_transaction():  # what the view left open: its work is done
             db.session.close()
-        autocommit()
+        if snapshot is not None:
+            autocommit()
         taken = snapshot() if snapshot is not None else (None, None)
-        return taken, token is not None and is_revoked(token, fresh=True)
+        # As any request's check: trusted while no token is revoked and no user changes anywhere
+        # (the auth generation), else asked of Redis and the database.
+        return taken, token is not None and is_revoked(token)
     except (exc.TimeoutError, exc.OperationalError, exc.InterfaceError) as error:
         log.warning("a stream could not read the database, trying again in %gs: %s", DB_RETRY_SECONDS, error)
         db.session.rollback()
