@@ -26,6 +26,7 @@ Settings come per feature, by prefix: `<PREFIX>_LEASE_SECONDS`, `_STUCK_GRACE_SE
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -35,7 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 from celery import Task
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -97,28 +98,37 @@ class Steps(Protocol[R]):
 def claim(rows: WorkRows, row_id: Any) -> Any | None:
     """Take an active, due row for one step (a lease, committed) and count the attempt; None when
     it is not due, finished, or another worker holds it."""
-    now, model = utcnow(), rows.model
-    statement = (
-        update(model)
-        .where(model.id == row_id, model.status.in_(rows.active), or_(rows.due.is_(None), rows.due <= now + EARLY))
-        .values({rows.due.key: now + rows.seconds("LEASE_SECONDS"), "attempts": model.attempts + 1})
-    )
+    now = utcnow()
     # The row comes back with the UPDATE that takes it (RETURNING): no second read of it. On
     # PostgreSQL its parent comes too (UPDATE ... FROM); SQLite's RETURNING names only the table
     # updated, so there the parent is read when the step first needs it.
+    parent = rows.with_parent if db.session.get_bind().dialect.name == "postgresql" else None
+    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": now + rows.seconds("LEASE_SECONDS")}
     options = {"synchronize_session": False, "populate_existing": True}
-    parent = rows.with_parent
-    if parent is not None and db.session.get_bind().dialect.name == "postgresql":
-        taken = db.session.execute(
-            statement.where(parent.property.primaryjoin).returning(model, parent.property.mapper.class_), options
-        ).first()
-        row = taken[0] if taken else None
-        if taken:
-            set_committed_value(row, parent.key, taken[1])
-    else:
-        row = db.session.scalars(statement.returning(model), execution_options=options).one_or_none()
+    taken = db.session.execute(_claim_statement(rows, parent), values, execution_options=options).first()
+    row = taken[0] if taken else None
+    if parent is not None and row is not None:
+        set_committed_value(row, parent.key, taken[1])
     db.session.commit()
     return row
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_statement(rows: WorkRows, parent: InstrumentedAttribute | None) -> Any:
+    """Built once: a statement's construction and cache key cost more than its execution."""
+    model, due = rows.model, rows.due
+    statement = (
+        update(model)
+        .where(
+            model.id == bindparam("row_id"),
+            model.status.in_(rows.active),
+            or_(due.is_(None), due <= bindparam("due_by", type_=due.type)),
+        )
+        .values({due.key: bindparam("lease_until", type_=due.type), "attempts": model.attempts + 1})
+    )
+    if parent is None:
+        return statement.returning(model)
+    return statement.where(parent.property.primaryjoin).returning(model, parent.property.mapper.class_)
 
 
 class Lease:
