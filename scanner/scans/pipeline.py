@@ -327,7 +327,10 @@ def _wake_waiters(scan: Scan) -> None:
         .where(Scan.status.in_(ACTIVE))
     ).all()
     if waiting:
-        db.session.execute(update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()))
+        db.session.execute(
+            update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()),
+            execution_options={"synchronize_session": False},  # none of them is in this session
+        )
         db.session.info.setdefault("wake_ids", set()).update(waiting)
 
 
