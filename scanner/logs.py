@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import json
 import logging
@@ -126,7 +127,9 @@ def _on_task_start(task_id: str | None = None, task: Any = None, args: tuple = (
         _task_tokens[task_id] = bind(**fields)
 
 
+@functools.lru_cache(maxsize=64)
 def _first_parameter(task: Any) -> str:
+    # Once per task type: reading a signature costs more than the rest of the bookkeeping of a task.
     try:
         return next(iter(inspect.signature(task.run).parameters))
     except (StopIteration, TypeError, ValueError):

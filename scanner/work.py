@@ -26,6 +26,7 @@ Settings come per feature, by prefix: `<PREFIX>_LEASE_SECONDS`, `_STUCK_GRACE_SE
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -35,8 +36,9 @@ from typing import Any, Protocol, TypeVar
 
 from celery import Task
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .db_types import utcnow
 from .errors import AppError, QuotaExhausted
@@ -61,12 +63,14 @@ QUOTA_WAITS = SharedCounter(
 @dataclass(frozen=True)
 class WorkRows:
     """A table of work rows: its model (with `id`, `status`, `attempts`), its due column, the
-    statuses still being worked on, and the prefix of its settings."""
+    statuses still being worked on, the prefix of its settings, and a many-to-one relationship
+    every step reads (`with_parent`: a scan's file), loaded with the claim where the database can."""
 
     model: Any
     due: InstrumentedAttribute
     active: tuple[str, ...]
     settings: str
+    with_parent: InstrumentedAttribute | None = None
 
     def setting(self, name: str) -> Any:
         return current_app.config[f"{self.settings}_{name}"]
@@ -94,15 +98,37 @@ class Steps(Protocol[R]):
 def claim(rows: WorkRows, row_id: Any) -> Any | None:
     """Take an active, due row for one step (a lease, committed) and count the attempt; None when
     it is not due, finished, or another worker holds it."""
-    now, model = utcnow(), rows.model
-    taken = db.session.execute(
-        update(model)
-        .where(model.id == row_id, model.status.in_(rows.active), or_(rows.due.is_(None), rows.due <= now + EARLY))
-        .values({rows.due.key: now + rows.seconds("LEASE_SECONDS"), "attempts": model.attempts + 1})
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    now = utcnow()
+    # The row comes back with the UPDATE that takes it (RETURNING): no second read of it. On
+    # PostgreSQL its parent comes too (UPDATE ... FROM); SQLite's RETURNING names only the table
+    # updated, so there the parent is read when the step first needs it.
+    parent = rows.with_parent if db.session.get_bind().dialect.name == "postgresql" else None
+    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": now + rows.seconds("LEASE_SECONDS")}
+    options = {"synchronize_session": False, "populate_existing": True}
+    taken = db.session.execute(_claim_statement(rows, parent), values, execution_options=options).first()
+    row = taken[0] if taken else None
+    if parent is not None and row is not None:
+        set_committed_value(row, parent.key, taken[1])
     db.session.commit()
-    return db.session.get(model, row_id, populate_existing=True) if taken else None
+    return row
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_statement(rows: WorkRows, parent: InstrumentedAttribute | None) -> Any:
+    """Built once: a statement's construction and cache key cost more than its execution."""
+    model, due = rows.model, rows.due
+    statement = (
+        update(model)
+        .where(
+            model.id == bindparam("row_id"),
+            model.status.in_(rows.active),
+            or_(due.is_(None), due <= bindparam("due_by", type_=due.type)),
+        )
+        .values({due.key: bindparam("lease_until", type_=due.type), "attempts": model.attempts + 1})
+    )
+    if parent is None:
+        return statement.returning(model)
+    return statement.where(parent.property.primaryjoin).returning(model, parent.property.mapper.class_)
 
 
 class Lease:
@@ -159,11 +185,19 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
         work.fail(row, f"Stopped {row.attempts - 1} times before a step could finish; see the worker log")
         delay = None
     else:
-        with Lease(rows, row_id, getattr(row, rows.due.key)):
+        leased = getattr(row, rows.due.key)
+        with Lease(rows, row_id, leased):
             delay = attempt(rows, row, work)
-    setattr(row, rows.due.key, utcnow() + timedelta(seconds=delay) if delay is not None else None)
+        if getattr(row, rows.due.key) != leased:  # a step that ended well wrote it with its changes
+            db.session.commit()
+            return delay
+    setattr(row, rows.due.key, _due(delay))
     db.session.commit()
     return delay
+
+
+def _due(delay: float | None) -> datetime | None:
+    return utcnow() + timedelta(seconds=delay) if delay is not None else None
 
 
 def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False) -> float | None:
@@ -182,6 +216,8 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         # Set before the flush, so that the row's changes are one UPDATE; if the flush fails, the
         # rollback below reads the counted attempts back.
         row.attempts = 0  # type: ignore[attr-defined]
+        if not interactive:
+            setattr(row, rows.due.key, _due(delay))
         db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row

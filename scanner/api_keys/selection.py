@@ -46,6 +46,8 @@ T = TypeVar("T")
 UNDECRYPTABLE = "The stored key cannot be decrypted with the configured encryption keys"
 # How stale `last_used_at` may be: a key used more often is written at most this often.
 TOUCH_EVERY = timedelta(seconds=1)
+# When this process last wrote each key's `last_used_at`.
+_touched: dict[uuid.UUID, datetime] = {}
 
 
 @dataclass(frozen=True)
@@ -228,12 +230,18 @@ def _wait_of(key: _Key) -> float:
 def _touch(key: _Key, exact_use: bool = False) -> None:
     # An answer proves the key works: a key stored unverified (VirusTotal was down) is verified.
     now = utcnow()
-    recent = key.last_used_at is not None and now - key.last_used_at < TOUCH_EVERY
+    # The later of the use as read and this process's own last write: a key read once for two
+    # calls (a scan's lookup and upload) is not written twice.
+    used = max(filter(None, (key.last_used_at, _touched.get(key.id))), default=None)
+    recent = used is not None and now - used < TOUCH_EVERY
     if key.settled and recent and not exact_use:
         # A busy key answers many times a second: a write for each would cost more than the
         # call, and a `last_used_at` a second old says the same (unless it ranks the next call).
         return
     _save(key, last_used_at=now, is_verified=True, last_error=None)
+    if len(_touched) > 1024:  # a bound, not a cache worth keeping: the rows say the same
+        _touched.clear()
+    _touched[key.id] = now
 
 
 def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:

@@ -8,13 +8,17 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db_types import utcnow
 from ..extensions import db
+from ..upsert import upsert
 from .models import Scan, ScanFlight
 
 ACTIVE = ("pending", "scanning")
+# Writes go to the table, past the ORM: a flight object a step read is not used after the write,
+# so there is nothing in the session to bring in step with it (which costs more than the write).
+_FLIGHTS = ScanFlight.__table__
+_JOIN = upsert(ScanFlight.__table__, ("sha256", "owner_scan_id", "started_at"), ("sha256",), returning=("sha256",))
 
 
 def _owner_is_alive(flight: ScanFlight) -> bool:
@@ -29,18 +33,11 @@ def _owner_is_alive(flight: ScanFlight) -> bool:
 def join(sha256: str, scan_id: uuid.UUID) -> ScanFlight | None:
     """The flight this scan now owns, or None when a live scan owns it. Taking over a dead
     owner's flight keeps its analysis id, so the new owner polls rather than uploads again."""
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # The common case, a file no one else is scanning, is this one statement: the new flight.
-    created = db.session.scalars(
-        insert(ScanFlight)
-        .values(sha256=sha256, owner_scan_id=scan_id, started_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["sha256"])
-        .returning(ScanFlight)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if created is not None:
-        return created
+    now = utcnow()
+    if db.session.execute(_JOIN, {"sha256": sha256, "owner_scan_id": scan_id, "started_at": now}).first():
+        # As inserted; the scan that owns it is the only writer of its analysis id.
+        return ScanFlight(sha256=sha256, owner_scan_id=scan_id, vt_analysis_id=None, started_at=now)
     flight = db.session.get(ScanFlight, sha256, populate_existing=True)
     if flight is None:  # released between the insert and the read: try again next step
         return None
@@ -61,12 +58,12 @@ def join(sha256: str, scan_id: uuid.UUID) -> ScanFlight | None:
 
 
 def release(sha256: str, scan_id: uuid.UUID) -> None:
-    db.session.execute(delete(ScanFlight).where(ScanFlight.sha256 == sha256, ScanFlight.owner_scan_id == scan_id))
+    db.session.execute(delete(_FLIGHTS).where(_FLIGHTS.c.sha256 == sha256, _FLIGHTS.c.owner_scan_id == scan_id))
 
 
 def remember_analysis(sha256: str, scan_id: uuid.UUID, analysis_id: str) -> None:
     db.session.execute(
-        update(ScanFlight)
-        .where(ScanFlight.sha256 == sha256, ScanFlight.owner_scan_id == scan_id)
+        update(_FLIGHTS)
+        .where(_FLIGHTS.c.sha256 == sha256, _FLIGHTS.c.owner_scan_id == scan_id)
         .values(vt_analysis_id=analysis_id)
     )

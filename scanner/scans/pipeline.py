@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
 from . import flight
 from .models import EngineResult, Scan
-from .results.cache import bump_scans_version
+from .results.cache import changed_after_commit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +55,9 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
-SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN")
+SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file)
+# The keys the running step read for its first VirusTotal call.
+_step_keys: ContextVar[selection.KeyChoice | None] = ContextVar("scan_step_keys", default=None)
 
 
 class ScanSteps:
@@ -63,8 +66,12 @@ class ScanSteps:
     def step(self, scan: Scan) -> float | None:
         # No query of a step reads what the step has not flushed yet, so the scan's changes wait
         # for the commit before a VirusTotal call or the step's end: one UPDATE each time.
-        with db.session.no_autoflush:
-            return _step(scan)
+        token = _step_keys.set(None)
+        try:
+            with db.session.no_autoflush:
+                return _step(scan)
+        finally:
+            _step_keys.reset(token)
 
     def wait_for_quota(self, scan: Scan, exc: QuotaExhausted) -> float:
         scan.status, scan.stage = "pending", "waiting_for_quota"
@@ -77,27 +84,25 @@ class ScanSteps:
         _fail(scan, reason)
 
 
-def advance(scan_id: uuid.UUID) -> float | None:
+def advance(scan_id: uuid.UUID, on_claim: Callable[[Scan], None] | None = None) -> float | None:
     """Run the next step; returns seconds until the following one, or None when nothing is left
-    (or another task has the scan)."""
+    (or another task has the scan). `on_claim(scan)` is called once the scan is taken, before its step."""
     session = db.session()
     # A step commits before each VirusTotal call and at its end. The scan it holds under a lease
     # is written by no one else meanwhile, so it need not be read again after each commit (a
     # SELECT of the scan and one of its file each time); rows others write (the flight, the key,
     # a stored report) are read afresh wherever they are read.
     session.expire_on_commit = False
-    owners: list[uuid.UUID] = []
 
     def steps(scan: Scan) -> ScanSteps:
-        owners.append(scan.user_id)
+        if on_claim is not None:
+            on_claim(scan)
         return ScanSteps()
 
     try:
         delay = work.advance(SCANS, scan_id, steps)
     finally:
         session.expire_on_commit = True
-    if owners:  # the step ran: the owner's cached reads of their scans are out of date
-        bump_scans_version(owners[0])
     publish("scan", scan_id)  # wakes GET /api/stream/scans/{scan_id}
     return delay
 
@@ -127,8 +132,12 @@ def _settled(scan: Scan) -> None:
 def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
     # The key is read in this step's transaction, which is then committed: the quota store takes
     # its own lock on the database and our pending writes must not hold one, and the user sees
-    # the stage the scan is in while VirusTotal answers.
-    keys = selection.choose(scan.user_id, scan.api_key_id)
+    # the stage the scan is in while VirusTotal answers. A step's second call (the upload after
+    # the lookup) uses the keys as read for its first, a moment before.
+    keys = _step_keys.get()
+    if keys is None:
+        keys = selection.choose(scan.user_id, scan.api_key_id)
+        _step_keys.set(keys)
     db.session.commit()
     return keys.call(fn)
 
@@ -137,23 +146,20 @@ def _step(scan: Scan) -> float | None:
     if scan.vt_analysis_id:
         return _poll(scan)
     sha256 = scan.file.sha256
+    owned = flight.join(sha256, scan.id)
+    # The store is read after the join, never before: an owner stores its report and leaves the
+    # flight in one commit, so a report stored by the scan we would wait for, or by the one that
+    # just left the flight to us, is seen by this one look.
     report = usable_report(scan)
     if report is not None:
-        _record(scan, report, "store")
+        _record(scan, report, "store")  # leaves the flight if it is ours
         return None
-    owned = flight.join(sha256, scan.id)
     if owned is None:
         scan.status, scan.stage = "scanning", "waiting_for_flight"
         return _cfg("SCAN_POLL_INTERVALS")[0]
     scan.status = "scanning"
     if owned.vt_analysis_id:  # a previous owner got this far before it died
         return _start_waiting(scan, owned.vt_analysis_id, poll_now=True)
-    # A previous owner may have stored the report and left the flight between our first look and
-    # our join; looking again costs a read, not asking VirusTotal a second time.
-    report = usable_report(scan)
-    if report is not None:
-        _record(scan, report, "store")
-        return None
     if scan.kind == "rescan" and scan.vt_lookup is None:
         return _start_waiting(scan, _rescan(scan))
     if scan.stage == "uploading":
@@ -278,6 +284,8 @@ def _record(scan: Scan, report: dict, source: str) -> None:
     scan.engines_total, scan.detection_ratio = judged, f"{malicious}/{judged}"
     analysed = attributes.get("last_analysis_date")
     scan.scan_date = datetime.fromtimestamp(int(analysed), UTC) if analysed else utcnow()
+    # The verdicts are written past the ORM: their owner's cached reads are retired after the commit.
+    changed_after_commit(scan.user_id)
     if recorded_before:
         db.session.execute(delete(EngineResult).where(EngineResult.scan_id == scan.id))
     verdicts = [
@@ -319,7 +327,10 @@ def _wake_waiters(scan: Scan) -> None:
         .where(Scan.status.in_(ACTIVE))
     ).all()
     if waiting:
-        db.session.execute(update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()))
+        db.session.execute(
+            update(Scan).where(Scan.id.in_(waiting)).values(next_check_at=utcnow()),
+            execution_options={"synchronize_session": False},  # none of them is in this session
+        )
         db.session.info.setdefault("wake_ids", set()).update(waiting)
 
 

@@ -19,19 +19,28 @@ log = logging.getLogger(__name__)
 @shared_task(name="scanner.scans.tasks.run_scan", acks_late=True, reject_on_worker_lost=True)
 def run_scan(scan_id: str) -> None:
     """Take the scan's next step, then schedule the one after (a poll, a quota wait, a retry)."""
-    _trace(uuid.UUID(scan_id))
-    delay = pipeline.advance(uuid.UUID(scan_id))
+    row_id = uuid.UUID(scan_id)
+    claimed: list[Scan] = []
+
+    def trace(scan: Scan) -> None:
+        claimed.append(scan)
+        _trace(scan.request_id)
+
+    delay = pipeline.advance(row_id, on_claim=trace)
+    if not claimed:  # a late or duplicate message claims nothing: its lines are about the scan all the same
+        _trace(db.session.scalar(select(Scan.request_id).where(Scan.id == row_id)))
     for waiter in db.session.info.pop("wake_ids", set()):
         work.enqueue(run_scan, waiter)
     work.enqueue(run_scan, scan_id, delay)
 
 
-def _trace(scan_id: uuid.UUID) -> None:
+def _trace(request_id: str | None) -> None:
     """The task's lines, and the message of the step after, carry the id of the request that
-    started the scan, from its row: a message the sweep queued has none, and one a scan sharing
-    the file woke carries the id of that other scan's request. Not undone here: the end of the
-    task resets its log context (scanner/logs.py), after Celery's own line about it."""
-    logs.bind(request_id=db.session.scalar(select(Scan.request_id).where(Scan.id == scan_id)))
+    started the scan, as its row has it (read with the claim): a message the sweep queued has
+    none, and one a scan sharing the file woke carries the id of that other scan's request. Not
+    undone here: the end of the task resets its log context (scanner/logs.py), after Celery's own
+    line about it."""
+    logs.bind(request_id=request_id)
 
 
 @shared_task(name="scanner.scans.tasks.sweep_scans", acks_late=True)

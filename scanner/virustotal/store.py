@@ -10,11 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db_types import utcnow
 from ..extensions import db
+from ..upsert import upsert
 from .models import IndicatorReport
+
+_SAVE = upsert(
+    IndicatorReport.__table__, ("type", "value", "report", "fetched_at"), ("type", "value"), ("report", "fetched_at")
+)
 
 
 def get_report(type_: str, value: str) -> IndicatorReport | None:
@@ -28,15 +32,8 @@ def get_report(type_: str, value: str) -> IndicatorReport | None:
 
 def save_report(type_: str, value: str, report: dict[str, Any], fetched_at: datetime | None = None) -> None:
     """Insert or replace in one statement, so two workers saving the same indicator never collide."""
-    fetched_at = fetched_at or utcnow()
-    values = {"type": type_, "value": value, "report": report, "fetched_at": fetched_at}
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(IndicatorReport).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["type", "value"], set_={"report": stmt.excluded.report, "fetched_at": stmt.excluded.fetched_at}
-    )
-    db.session.execute(stmt)
+    values = {"type": type_, "value": value, "report": report, "fetched_at": fetched_at or utcnow()}
+    db.session.execute(_SAVE, values)
     # The identity map may hold the old row; reads after this must see the new one. Only report
     # rows: expiring everything would read every other object of the session again.
     for obj in list(db.session.identity_map.values()):

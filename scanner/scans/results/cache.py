@@ -17,8 +17,8 @@ to the database.
 
 Besides the explicit `bump_scans_version` calls, ORM changes to `Scan` or `File` rows bump their
 owners' tokens after the commit (see `_watch_session`), so a code path that forgets to call it
-cannot make a read stale. Core `update()`/`delete()` statements bypass the ORM and still need the
-explicit call.
+cannot make a read stale. Core `insert()`/`update()`/`delete()` statements bypass the ORM and still
+need the explicit call, or `changed_after_commit` before the commit.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ _BOOKKEEPING = frozenset(
     {"attempts", "polls", "next_check_at", "deadline_at", "updated_at", "api_key_id", "vt_analysis_id"}
 )
 _backoff = Backoff("results cache (using the database)")
+# session.info: owners whose cached reads the next commit retires.
+_CHANGED = "results_changed_owners"
 
 
 def _version_key(user_id: uuid.UUID | str) -> str:
@@ -143,11 +145,17 @@ def _visible_change(obj: Scan | File, session: Session) -> bool:
 def _watch_session(session: Session, flush_context) -> None:
     owners = _changed_owners(session)
     if owners:
-        session.info.setdefault("results_changed_owners", set()).update(owners)
+        session.info.setdefault(_CHANGED, set()).update(owners)
+
+
+def changed_after_commit(user_id: uuid.UUID) -> None:
+    """Retire the user's cached reads once the session commits: for changes written past the ORM
+    (Core statements), which the session does not see."""
+    db.session.info.setdefault(_CHANGED, set()).add(user_id)
 
 
 @event.listens_for(db.session, "after_commit")
 def _bump_changed(session: Session) -> None:
     # Kept across a rollback on purpose: a spare bump costs one cache miss, a missed one a stale read.
-    for user_id in session.info.pop("results_changed_owners", ()):
+    for user_id in session.info.pop(_CHANGED, ()):
         bump_scans_version(user_id)
