@@ -24,7 +24,7 @@ load generator runs on the same cores as the service, so its own share is shown 
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scanner REDIS_URL=redis://127.0.0.1:6379/13 \\
         .venv/bin/python bench/load/load.py [--streams 500 --users 200 --rate 40 --duration 60 \\
-        --sustained 600 --sustained-rate 50]
+        --sustained 600 --sustained-rate 100]
 
 `--streams 0` or `--sustained 0` leaves a phase out. Redis: REDIS_URL's database for the cache
 and the broker (or LOAD_BROKER_URL for the broker); both are emptied first.
@@ -441,7 +441,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sustained", type=float, default=600.0, help="seconds of the mixed load alone (0: none)")
     parser.add_argument(
         "--sustained-rate",
-        default="50",
+        default="100",
         help="its requests per second; several (30,50,70) run one after another, to find where p99 crosses the limit",
     )
     parser.add_argument(
