@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from .. import audit
 from ..errors import AppError
 from ..extensions import db
-from . import services
+from . import generation, services
 
 users = AppGroup("users", help="Manage accounts and roles.")
 
@@ -19,10 +19,16 @@ def _run(action):
     try:
         result = action()
         db.session.commit()
-        return result
     except AppError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from exc
+    if generation.owed():  # this process ends now: it cannot write the new generation later
+        click.echo(
+            "warning: Redis could not be told of this change; web processes may honour the user's "
+            "earlier rights or sessions for up to AUTH_CACHE_TRUST_SECONDS",
+            err=True,
+        )
+    return result
 
 
 def _audited(action: str, user):

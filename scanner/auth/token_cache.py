@@ -85,7 +85,7 @@ def _token(payload: dict) -> tuple:
     return payload["jti"], payload.get("family"), payload.get("sub"), payload.get("type")
 
 
-def _trusted(checked_at: float, checked_in: str | None, now_in: str | None) -> bool:
+def _trusted(checked_at: float, checked_in: int | None, now_in: int | None) -> bool:
     """An answer stands while it is younger than AUTH_CACHE_SECONDS, or while the generation it
     was checked in is still the current one (scanner/auth/generation.py)."""
     return time.monotonic() - checked_at < _seconds() or (checked_in is not None and checked_in == now_in)
@@ -95,7 +95,7 @@ def _until() -> float:
     return time.monotonic() + max(_seconds(), float(current_app.config.get("AUTH_CACHE_TRUST_SECONDS", 0)))
 
 
-def known_good(payload: dict, now_in: str | None) -> bool:
+def known_good(payload: dict, now_in: int | None) -> bool:
     """`now_in`: the current generation."""
     if _seconds() <= 0:
         return False
@@ -103,7 +103,7 @@ def known_good(payload: dict, now_in: str | None) -> bool:
     return found is not None and _trusted(*found, now_in)
 
 
-def remember_good(payload: dict, checked_in: str | None) -> None:
+def remember_good(payload: dict, checked_in: int | None) -> None:
     """`checked_in`: the generation read before the check began."""
     if _seconds() > 0:
         _good.put(_token(payload), (time.monotonic(), checked_in), _until(), _limit())
@@ -124,7 +124,7 @@ def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | No
         _decoded.put(encoded, found, time.monotonic() + (expires - time.time()), _limit())
 
 
-def cached_user(session: Session, user_id: uuid.UUID, now_in: str | None) -> User | None:
+def cached_user(session: Session, user_id: uuid.UUID, now_in: int | None) -> User | None:
     """The user as this process last read it, put into `session` without a query; None if unknown
     or no longer trusted (`now_in`: the current generation)."""
     if _seconds() <= 0:
@@ -137,7 +137,7 @@ def cached_user(session: Session, user_id: uuid.UUID, now_in: str | None) -> Use
     return session.merge(user, load=False)
 
 
-def remember_user(user: User, read_in: str | None) -> None:
+def remember_user(user: User, read_in: int | None) -> None:
     """`read_in`: the generation read before the row was."""
     if _seconds() > 0:
         values = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
