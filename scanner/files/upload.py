@@ -1,25 +1,25 @@
-"""Reads a multipart upload straight from the request stream in one pass: the file part is
-hashed (md5, sha1, sha256) and written to the blob store chunk by chunk (a local file, or a
+"""Reads a multipart upload straight from the request body in one pass: the file part is
+hashed (md5, sha1, sha256) and written to the blob store a block at a time (a local file, or a
 multipart upload to the bucket), never held whole in memory and never copied through a second
-temporary file."""
+temporary file. The blocks are read into two buffers (`multipart.py`): the hashes of one run on
+threads of their own while the next one is read."""
 
 from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Event, Field, File, MultipartDecoder, NeedData
 
 from ..cooperative import Pending, in_background
 from ..errors import PayloadTooLarge, ValidationFailed
+from .body import ReadInto
+from .multipart import MultipartReader, Part
 from .sniff import mime_type
 from .storage import BlobStore
 
-CHUNK = 256 * 1024
 SNIFF_BYTES = 8192
 MAX_FIELD_BYTES = 4096
 PARALLEL_BYTES = 64 * 1024
@@ -48,7 +48,7 @@ def clean_filename(raw: str | None) -> str:
     return name[:255]
 
 
-def _update(hashes: tuple[Any, ...], data: bytes) -> None:
+def _update(hashes: tuple[Any, ...], data: memoryview) -> None:
     for h in hashes:
         h.update(data)
 
@@ -58,7 +58,7 @@ class _Hashes:
     greenlet reads and stores the next chunk: hashing, not the network or the disk, is what an
     upload spends its CPU on, and hashlib releases the GIL. md5 alone takes about as long as sha1
     and sha256 together, hence the split. One chunk at a time is in flight, so each hash sees the
-    chunks in order."""
+    chunks in order, and a chunk's buffer is free again once the next chunk is handed over."""
 
     def __init__(self) -> None:
         self.md5, self.sha1, self.sha256 = (
@@ -68,7 +68,7 @@ class _Hashes:
         )
         self._pending: list[Pending] = []
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: memoryview) -> None:
         self.wait()
         if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than hashing it
             _update((self.md5, self.sha1, self.sha256), data)
@@ -97,7 +97,7 @@ class _FilePart:
         self.size = 0
         self.head = b""
 
-    def write(self, data: bytes, more: bool = True) -> None:
+    def write(self, data: memoryview) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise PayloadTooLarge(f"File too large: the limit is {self.limit} bytes", details={"limit": self.limit})
@@ -105,6 +105,9 @@ class _FilePart:
             self.head += data[: SNIFF_BYTES - len(self.head)]
         self.hashes.update(data)
         self.out.write(data)
+
+    def end(self) -> None:
+        self.hashes.wait()  # done with the buffers its chunks point into
 
     def finish(self, fields: dict[str, str]) -> ReceivedFile:
         self.out.close()
@@ -125,12 +128,13 @@ class _FieldPart:
         self.name, self.fields, self.buffer = name, fields, bytearray()
         fields[name] = ""
 
-    def write(self, data: bytes, more: bool) -> None:
+    def write(self, data: memoryview) -> None:
         self.buffer += data
         if len(self.buffer) > MAX_FIELD_BYTES:
             raise ValidationFailed(f"Form field '{self.name}' is too long")
-        if not more:
-            self.fields[self.name] = self.buffer.decode("utf-8", "replace")
+
+    def end(self) -> None:
+        self.fields[self.name] = self.buffer.decode("utf-8", "replace")
 
 
 class _Form:
@@ -143,61 +147,51 @@ class _Form:
         self.file: _FilePart | None = None
         self.current: _FilePart | _FieldPart | None = None
 
-    def start(self, part: File | Field) -> None:
-        if isinstance(part, File) and part.name == self.part_name and self.file is None:
+    def start(self, part: Part) -> None:
+        self.end()
+        if part.filename is not None and part.name == self.part_name and self.file is None:
             self.file = self.current = _FilePart(self.store, clean_filename(part.filename), self.limit)
-        elif isinstance(part, Field) and len(self.fields) < 10:
+        elif part.filename is None and part.name is not None and len(self.fields) < 10:
             self.current = _FieldPart(part.name, self.fields)
         else:
             self.current = None
 
-    def data(self, event: Data) -> None:
+    def data(self, data: memoryview) -> None:
         if self.current is not None:
-            self.current.write(event.data, event.more_data)
+            self.current.write(data)
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.current.end()
+            self.current = None
 
     def abort(self) -> None:
         if self.file is not None:
             self.file.abort()
 
 
-def _events(decoder: MultipartDecoder, stream: BinaryIO) -> Iterator[Event]:
-    """The decoder's events for the whole body, read a chunk at a time, up to the epilogue."""
-    while True:
-        chunk = stream.read(CHUNK)
-        decoder.receive_data(chunk or None)
-        event = decoder.next_event()
-        while not isinstance(event, NeedData):
-            if isinstance(event, Epilogue):
-                return
-            yield event
-            event = decoder.next_event()
-        if not chunk:
-            raise ValidationFailed("The multipart body ended early")
-
-
 def receive_upload(
-    stream: BinaryIO, content_type: str | None, store: BlobStore, limit: int, part_name: str = "file"
+    readinto: ReadInto, content_type: str | None, store: BlobStore, limit: int, part_name: str = "file"
 ) -> ReceivedFile:
-    """Parse `multipart/form-data` from `stream`; the part `part_name` is the file. Small
-    fields beside it are returned too. Raises ValidationFailed / PayloadTooLarge, leaving
-    nothing behind."""
+    """Parse `multipart/form-data` from the body that `readinto` reads (`body.body_readinto`); the
+    part `part_name` is the file. Small fields beside it are returned too. Raises
+    ValidationFailed / PayloadTooLarge, leaving nothing behind."""
     mimetype, options = parse_options_header(content_type or "")
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise ValidationFailed("Expected multipart/form-data with a file part named 'file'")
-    # The decoder applies this cap to its input buffer (one read plus the tail it still holds),
-    # not to a field; fields are capped by MAX_FIELD_BYTES.
-    decoder = MultipartDecoder(options["boundary"].encode(), max_form_memory_size=2 * CHUNK)
     form = _Form(store, limit, part_name)
     try:
-        for event in _events(decoder, stream):
-            if isinstance(event, Data):
-                form.data(event)
-            elif isinstance(event, File | Field):  # not the preamble
+        reader = MultipartReader(options["boundary"].encode(), readinto)
+        for event in reader.events():
+            if isinstance(event, Part):
                 form.start(event)
+            else:
+                form.data(event)
+        form.end()
         if form.file is None:
             raise ValidationFailed("No file part: send the file in the form field 'file'")
         return form.file.finish(form.fields)
-    except ValueError as exc:  # the decoder's verdict on a malformed body
+    except ValueError as exc:  # the reader's verdict on a malformed body
         form.abort()
         raise ValidationFailed(f"Malformed multipart body: {exc}") from None
     except BaseException:
