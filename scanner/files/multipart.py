@@ -22,8 +22,8 @@ from werkzeug.http import parse_options_header
 from .body import ReadInto
 
 BLOCK = 1024 * 1024
-# A part's header block: a few hundred bytes in practice. The cap keeps the bytes carried from
-# one block to the next well below a block.
+# A part's header block: a few hundred bytes in practice. The cap (or half a block, if less)
+# keeps the bytes carried from one block to the next within the next block.
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BOUNDARY = 200  # RFC 2046: at most 70
 # White space allowed between a boundary and its line break (werkzeug allows any amount).
@@ -49,9 +49,10 @@ class _Need(Exception):
 
 class MultipartReader:
     def __init__(self, boundary: bytes, readinto: ReadInto, block: int = BLOCK) -> None:
-        if not 0 < len(boundary) <= MAX_BOUNDARY:
+        if not 0 < len(boundary) <= min(MAX_BOUNDARY, block // 4):
             raise ValueError(f"the boundary must be 1 to {MAX_BOUNDARY} characters")
         self.marker = b"--" + boundary
+        self.max_head = min(MAX_HEAD_BYTES, block // 2)
         self.readinto = readinto
         self._buffers = (bytearray(block), bytearray(block))
         self._current = 0
@@ -102,8 +103,8 @@ class MultipartReader:
         while True:
             match = _BLANK_LINE.search(self.buf, self.pos, self.end)
             if match is None:
-                if self.end - self.pos > MAX_HEAD_BYTES:
-                    raise ValueError(f"a part's headers are longer than {MAX_HEAD_BYTES} bytes")
+                if self.end - self.pos > self.max_head:
+                    raise ValueError(f"a part's headers are longer than {self.max_head} bytes")
                 self._more(self.pos)
                 continue
             headers = _parse_headers(bytes(self.buf[self.pos : match.start()]))
