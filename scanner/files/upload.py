@@ -6,6 +6,7 @@ threads of their own while the next one is read."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import unicodedata
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from ..errors import PayloadTooLarge, ValidationFailed
 from .body import ReadInto
 from .multipart import MultipartReader, Part
 from .sniff import mime_type
-from .storage import BlobStore
+from .storage import BlobStore, BlobWriter
 
 SNIFF_BYTES = 8192
 MAX_FIELD_BYTES = 4096
@@ -53,14 +54,19 @@ def _update(hashes: tuple[Any, ...], data: memoryview) -> None:
         h.update(data)
 
 
-class _Hashes:
-    """md5, sha1 and sha256 of a stream, computed on two threads of their own while the request's
-    greenlet reads and stores the next chunk: hashing, not the network or the disk, is what an
-    upload spends its CPU on, and hashlib releases the GIL. md5 alone takes about as long as sha1
-    and sha256 together, hence the split. One chunk at a time is in flight, so each hash sees the
-    chunks in order, and a chunk's buffer is free again once the next chunk is handed over."""
+class _Sinks:
+    """Where each chunk of the file goes: md5, sha1 and sha256, and the blob store, all on threads
+    while the request's greenlet reads the next chunk. Hashing is what an upload spends its CPU
+    on, and hashlib releases the GIL; md5 alone takes about as long as sha1 and sha256 together,
+    hence two threads. A local file is written on a third: the disk may keep a write waiting, and
+    a greenlet waiting in a system call stalls every request of its worker. A bucket's writer is
+    called on the greenlet, as it sends its parts from a sender of its own.
 
-    def __init__(self) -> None:
+    One chunk at a time is in flight, so each sink sees the chunks in order, and a chunk's buffer
+    is free again once the next chunk is handed over."""
+
+    def __init__(self, out: BlobWriter) -> None:
+        self.out = out
         self.md5, self.sha1, self.sha256 = (
             hashlib.md5(usedforsecurity=False),
             hashlib.sha1(usedforsecurity=False),
@@ -68,20 +74,33 @@ class _Hashes:
         )
         self._pending: list[Pending] = []
 
-    def update(self, data: memoryview) -> None:
+    def put(self, data: memoryview) -> None:
         self.wait()
-        if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than hashing it
+        if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than the work
             _update((self.md5, self.sha1, self.sha256), data)
+            self.out.write(data)
             return
         self._pending = [
             in_background(_update, (self.md5,), data),
             in_background(_update, (self.sha1, self.sha256), data),
         ]
+        if self.out.blocking:
+            self._pending.append(in_background(self.out.write, data))
+        else:
+            self.out.write(data)
 
     def wait(self) -> None:
+        """Until every sink is done with the chunk in flight; then raise what one of them raised
+        (the disk is full, the bucket is down)."""
         pending, self._pending = self._pending, []
+        failures = []
         for work in pending:
-            work.get()
+            try:
+                work.get()
+            except Exception as exc:  # the others are still waited for
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def hexdigests(self) -> tuple[str, str, str]:
         self.wait()
@@ -93,7 +112,7 @@ class _FilePart:
         self.store, self.filename, self.limit = store, filename, limit
         self.out = store.new_temp()
         self.temp_path = self.out.name
-        self.hashes = _Hashes()
+        self.sinks = _Sinks(self.out)
         self.size = 0
         self.head = b""
 
@@ -103,21 +122,21 @@ class _FilePart:
             raise PayloadTooLarge(f"File too large: the limit is {self.limit} bytes", details={"limit": self.limit})
         if len(self.head) < SNIFF_BYTES:
             self.head += data[: SNIFF_BYTES - len(self.head)]
-        self.hashes.update(data)
-        self.out.write(data)
+        self.sinks.put(data)
 
     def end(self) -> None:
-        self.hashes.wait()  # done with the buffers its chunks point into
+        self.sinks.wait()  # done with the buffers its chunks point into
 
     def finish(self, fields: dict[str, str]) -> ReceivedFile:
+        md5, sha1, sha256 = self.sinks.hexdigests()
         self.out.close()
         if self.size == 0:
             raise ValidationFailed("The file is empty")
-        md5, sha1, sha256 = self.hashes.hexdigests()
         return ReceivedFile(self.filename, self.size, md5, sha1, sha256, mime_type(self.head), self.temp_path, fields)
 
     def abort(self) -> None:
-        self.hashes.wait()  # no thread still reading a chunk of a part that is going away
+        with contextlib.suppress(Exception):  # what failed is being answered already
+            self.sinks.wait()  # no thread still reading a chunk of a part that is going away
         self.out.abort()
 
 
