@@ -53,7 +53,7 @@ def _answered_as_unavailable() -> Iterator[None]:
 
 class BlobWriter(Protocol):
     name: str  # the temporary name, for BlobStore.commit / discard
-    blocking: bool  # write() may wait on a disk: an upload calls it on a thread of its own
+    blocking: bool  # write() may wait on a disk: an upload calls it on a thread, not its greenlet
 
     def write(self, data: bytes) -> None: ...
     def close(self) -> None: ...  # what was written is stored under `name`

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,18 +50,20 @@ def clean_filename(raw: str | None) -> str:
     return name[:255]
 
 
-def _update(hashes: tuple[Any, ...], data: memoryview) -> None:
+def _update(hashes: tuple[Any, ...], data: memoryview, write: Callable[[memoryview], object] | None = None) -> None:
     for h in hashes:
         h.update(data)
+    if write is not None:
+        write(data)
 
 
 class _Sinks:
-    """Where each chunk of the file goes: md5, sha1 and sha256, and the blob store, all on threads
+    """Where each chunk of the file goes: md5, sha1 and sha256, and the blob store, on two threads
     while the request's greenlet reads the next chunk. Hashing is what an upload spends its CPU
-    on, and hashlib releases the GIL; md5 alone takes about as long as sha1 and sha256 together,
-    hence two threads. A local file is written on a third: the disk may keep a write waiting, and
-    a greenlet waiting in a system call stalls every request of its worker. A bucket's writer is
-    called on the greenlet, as it sends its parts from a sender of its own.
+    on, and hashlib releases the GIL. md5 takes one thread; sha1 and sha256, which take about as
+    long together, the other, followed by the write to a local file: the disk may keep a write
+    waiting, and a greenlet waiting in a system call stalls every request of its worker. A
+    bucket's writer is called on the greenlet, as it sends its parts from a sender of its own.
 
     One chunk at a time is in flight, so each sink sees the chunks in order, and a chunk's buffer
     is free again once the next chunk is handed over."""
@@ -80,13 +83,12 @@ class _Sinks:
             _update((self.md5, self.sha1, self.sha256), data)
             self.out.write(data)
             return
+        write = self.out.write if self.out.blocking else None
         self._pending = [
             in_background(_update, (self.md5,), data),
-            in_background(_update, (self.sha1, self.sha256), data),
+            in_background(_update, (self.sha1, self.sha256), data, write),
         ]
-        if self.out.blocking:
-            self._pending.append(in_background(self.out.write, data))
-        else:
+        if write is None:
             self.out.write(data)
 
     def wait(self) -> None:

@@ -45,6 +45,24 @@ def test_a_file_of_several_blocks_arrives_whole_and_the_connection_serves_on(app
     assert again.json()["hash_sha256"] == answer["hash_sha256"]
 
 
+def test_a_chunked_upload_through_gunicorn_is_read_to_the_end(user, start_web):
+    # No Content-Length: gunicorn's own reader decodes the chunks, and the upload reads from it.
+    server = start_web()
+    content = os.urandom(SIZE)
+    data = body(part("file", content, "chunked.bin"))
+
+    r = requests.post(
+        f"{server.url}{UPLOAD}",
+        data=(data[i : i + 100_000] for i in range(0, len(data), 100_000)),
+        headers={**user.headers, "Content-Type": MULTIPART},
+        timeout=60,
+    )
+
+    assert r.status_code == 201, r.text
+    assert r.json()["file_size"] == SIZE
+    assert r.json()["hash_sha256"] == hashlib.sha256(content).hexdigest()
+
+
 def test_a_request_sent_right_behind_an_upload_is_answered_too(user, start_web):
     server = start_web()
     data = body(part("file", os.urandom(5000), "small.bin"))
