@@ -6,15 +6,15 @@ It reads what werkzeug's decoder reads (line breaks CRLF, or LF or CR alone; whi
 boundary; a preamble and an epilogue, ignored), and refuses what it refuses (a part without
 Content-Disposition, a body that ends before its closing boundary), raising ValueError.
 
-A view handed on stays valid until the next-but-one event: the buffer it points into is then
-filled again. So whoever hands a view to a thread waits for that thread before taking the event
-after the next (the upload's hashes wait for one chunk before they start on the next).
+The buffers are filled in turn. A view handed on stays valid until its buffer is filled again,
+and the reader says when that is about to happen (`before_refill`): whoever handed the view to
+a thread waits for it there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from werkzeug.http import parse_options_header
@@ -22,6 +22,7 @@ from werkzeug.http import parse_options_header
 from .body import ReadInto
 
 BLOCK = 1024 * 1024
+BUFFERS = 3  # one being read into while the threads work on the two before it
 # A part's header block: a few hundred bytes in practice. The cap (or half a block, if less)
 # keeps the bytes carried from one block to the next within the next block.
 MAX_HEAD_BYTES = 16 * 1024
@@ -48,13 +49,19 @@ class _Need(Exception):
 
 
 class MultipartReader:
-    def __init__(self, boundary: bytes, readinto: ReadInto, block: int = BLOCK) -> None:
+    def __init__(
+        self,
+        boundary: bytes,
+        readinto: ReadInto,
+        block: int = BLOCK,
+        before_refill: Callable[[bytearray], object] = lambda buffer: None,
+    ) -> None:
         if not 0 < len(boundary) <= min(MAX_BOUNDARY, block // 4):
             raise ValueError(f"the boundary must be 1 to {MAX_BOUNDARY} characters")
         self.marker = b"--" + boundary
         self.max_head = min(MAX_HEAD_BYTES, block // 2)
-        self.readinto = readinto
-        self._buffers = (bytearray(block), bytearray(block))
+        self.readinto, self.before_refill = readinto, before_refill
+        self._buffers = tuple(bytearray(block) for _ in range(BUFFERS))
         self._current = 0
         self.buf = self._buffers[0]
         self.pos = self.end = 0
@@ -181,12 +188,13 @@ class MultipartReader:
         return None, False
 
     def _more(self, keep: int) -> None:
-        """Carry buf[keep:end] to the start of the other buffer and fill the rest of it."""
+        """Carry buf[keep:end] to the start of the next buffer and fill the rest of it."""
         if self.eof:
             raise ValueError("the body ended before the form's closing boundary")
         carried = self.end - keep
-        self._current ^= 1
+        self._current = (self._current + 1) % len(self._buffers)
         target = self._buffers[self._current]
+        self.before_refill(target)
         target[:carried] = self.buf[keep : self.end]
         self.buf, self.pos, self.end = target, 0, carried
         room = memoryview(target)

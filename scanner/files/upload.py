@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.http import parse_options_header
 
-from ..cooperative import Pending, in_background
+from ..cooperative import Lane, Pending
 from ..errors import PayloadTooLarge, ValidationFailed
 from .body import ReadInto
 from .multipart import MultipartReader, Part
@@ -25,6 +25,7 @@ from .storage import BlobStore, BlobWriter
 SNIFF_BYTES = 8192
 MAX_FIELD_BYTES = 4096
 PARALLEL_BYTES = 64 * 1024
+MD5_LANE, SHA_LANE = Lane("md5"), Lane("sha")
 
 
 @dataclass
@@ -59,14 +60,15 @@ def _update(hashes: tuple[Any, ...], data: memoryview, write: Callable[[memoryvi
 
 class _Sinks:
     """Where each chunk of the file goes: md5, sha1 and sha256, and the blob store, on two threads
-    while the request's greenlet reads the next chunk. Hashing is what an upload spends its CPU
+    while the request's greenlet reads the next chunks. Hashing is what an upload spends its CPU
     on, and hashlib releases the GIL. md5 takes one thread; sha1 and sha256, which take about as
     long together, the other, followed by the write to a local file: the disk may keep a write
     waiting, and a greenlet waiting in a system call stalls every request of its worker. A
     bucket's writer is called on the greenlet, as it sends its parts from a sender of its own.
 
-    One chunk at a time is in flight, so each sink sees the chunks in order, and a chunk's buffer
-    is free again once the next chunk is handed over."""
+    Each thread is a lane (`cooperative.Lane`, one per process): a lane runs its chunks in order,
+    so neither waits for the other between chunks. A chunk's buffer is waited for only when the
+    reader is about to fill it again (`release`)."""
 
     def __init__(self, out: BlobWriter) -> None:
         self.out = out
@@ -75,28 +77,45 @@ class _Sinks:
             hashlib.sha1(usedforsecurity=False),
             hashlib.sha256(),
         )
-        self._pending: list[Pending] = []
+        self._in_flight: list[tuple[object, list[Pending]]] = []
 
     def put(self, data: memoryview) -> None:
-        self.wait()
         if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than the work
+            self.wait()
             _update((self.md5, self.sha1, self.sha256), data)
             self.out.write(data)
             return
         write = self.out.write if self.out.blocking else None
-        self._pending = [
-            in_background(_update, (self.md5,), data),
-            in_background(_update, (self.sha1, self.sha256), data, write),
+        jobs = [
+            MD5_LANE.submit(_update, (self.md5,), data),
+            SHA_LANE.submit(_update, (self.sha1, self.sha256), data, write),
         ]
+        self._in_flight.append((data.obj, jobs))
         if write is None:
             self.out.write(data)
 
+    def release(self, buffer: bytearray) -> None:
+        """Until no chunk in flight points into `buffer`."""
+        while any(obj is buffer for obj, _ in self._in_flight):
+            self._wait_oldest()
+
     def wait(self) -> None:
-        """Until every sink is done with the chunk in flight; then raise what one of them raised
-        (the disk is full, the bucket is down)."""
-        pending, self._pending = self._pending, []
+        """Until every sink is done with every chunk in flight; then raise the first failure."""
+        failure = None
+        while self._in_flight:
+            try:
+                self._wait_oldest()
+            except Exception as exc:  # the later chunks are still waited for
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _wait_oldest(self) -> None:
+        """Until the oldest chunk is done; then raise what a sink raised (the disk is full, the
+        bucket is down), once each of them is done with it."""
+        _, jobs = self._in_flight.pop(0)
         failures = []
-        for work in pending:
+        for work in jobs:
             try:
                 work.get()
             except Exception as exc:  # the others are still waited for
@@ -186,6 +205,10 @@ class _Form:
             self.current.end()
             self.current = None
 
+    def release(self, buffer: bytearray) -> None:
+        if self.file is not None:
+            self.file.sinks.release(buffer)
+
     def abort(self) -> None:
         if self.file is not None:
             self.file.abort()
@@ -202,7 +225,7 @@ def receive_upload(
         raise ValidationFailed("Expected multipart/form-data with a file part named 'file'")
     form = _Form(store, limit, part_name)
     try:
-        reader = MultipartReader(options["boundary"].encode(), readinto)
+        reader = MultipartReader(options["boundary"].encode(), readinto, before_refill=form.release)
         for event in reader.events():
             if isinstance(event, Part):
                 form.start(event)
