@@ -86,12 +86,24 @@ def reader_parts(body: bytes, block: int, piece: int) -> list[tuple[str | None, 
         sent = sent[n:]
         return n
 
+    # Views are read only when the reader says their buffer is about to be filled again (or at the
+    # end), as the upload's threads may: a buffer refilled unannounced would show here.
     parts: list[list] = []
-    for event in MultipartReader(B, readinto, block=block).events():
+    held: list[tuple[list, memoryview]] = []
+
+    def before_refill(buffer: bytearray) -> None:
+        for target, view in held:
+            if view.obj is buffer:
+                target[2] += bytes(view)
+        held[:] = [(target, view) for target, view in held if view.obj is not buffer]
+
+    for event in MultipartReader(B, readinto, block=block, before_refill=before_refill).events():
         if isinstance(event, Part):
             parts.append([event.name, event.filename, b""])
         else:
-            parts[-1][2] += bytes(event)
+            held.append((parts[-1], event))
+    for target, view in held:
+        target[2] += bytes(view)
     return [tuple(p) for p in parts]
 
 
