@@ -1,8 +1,8 @@
 """Reads a multipart upload straight from the request body in one pass: the file part is
 hashed (md5, sha1, sha256) and written to the blob store a block at a time (a local file, or a
 multipart upload to the bucket), never held whole in memory and never copied through a second
-temporary file. The blocks are read into two buffers (`multipart.py`): the hashes of one run on
-threads of their own while the next one is read."""
+temporary file. The body is read a block at a time into buffers taken in turn (`multipart.py`):
+the hashes and the write of the blocks before run on threads meanwhile (`_Sinks`)."""
 
 from __future__ import annotations
 
