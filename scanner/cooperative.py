@@ -45,17 +45,24 @@ class _Done:
         return self._future.result()
 
 
-_executor: ThreadPoolExecutor | None = None
+class Lane:
+    """Jobs run one at a time, in the order they were given, on a real thread of the lane's own:
+    a sequence of work (the chunks of a hash) can be handed over without waiting for the piece
+    before it to finish, and still runs in order. Under gevent its thread is a gevent thread pool
+    of one, created on first use (in the worker process, after the fork)."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pool = None
+        self._executor: ThreadPoolExecutor | None = None
 
-def in_background(fn: Callable[..., object], *args: object) -> Pending:
-    """Start `fn(*args)` on a real thread (where it must release the GIL to gain anything, as
-    hashlib does) and return what `get()` waits for: the greenlet, or the thread, goes on meanwhile."""
-    global _executor
-    if _gevent_patched():
-        import gevent
+    def submit(self, fn: Callable[..., object], *args: object) -> Pending:
+        if _gevent_patched():
+            if self._pool is None:
+                from gevent.threadpool import ThreadPool
 
-        return gevent.get_hub().threadpool.spawn(fn, *args)
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="background")
-    return _Done(_executor.submit(fn, *args))
+                self._pool = ThreadPool(1)
+            return self._pool.spawn(fn, *args)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        return _Done(self._executor.submit(fn, *args))

@@ -9,6 +9,7 @@ from ..auth.access import current_user, login_required
 from ..extensions import db, upload_limit
 from ..request_args import links, multipart_file_body, parse_uuid
 from . import services
+from .body import body_readinto
 from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
 from .signals import announce_upload
 from .storage import blob_store
@@ -48,7 +49,7 @@ class Upload(MethodView):
         """Upload a file (streamed and hashed on the way in); a scan starts automatically"""
         user = current_user()
         received = receive_upload(
-            request.stream, request.content_type, blob_store(), current_app.config["MAX_UPLOAD_BYTES"]
+            body_readinto(request), request.content_type, blob_store(), current_app.config["MAX_UPLOAD_BYTES"]
         )
         try:
             never_upload = services.form_flag(received.fields, "never_upload")

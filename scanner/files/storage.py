@@ -53,6 +53,7 @@ def _answered_as_unavailable() -> Iterator[None]:
 
 class BlobWriter(Protocol):
     name: str  # the temporary name, for BlobStore.commit / discard
+    blocking: bool  # write() may wait on a disk: an upload calls it on a thread, not its greenlet
 
     def write(self, data: bytes) -> None: ...
     def close(self) -> None: ...  # what was written is stored under `name`
@@ -75,6 +76,8 @@ def _checked(key: str) -> str:
 
 
 class _LocalWriter:
+    blocking = True
+
     def __init__(self, directory: Path) -> None:
         fd, self.name = tempfile.mkstemp(dir=directory, prefix="upload-")
         os.fchmod(fd, 0o600)
@@ -144,6 +147,8 @@ class _MultipartWriter:
     one before it is sent (by a thread of the writer's own), so reading the request and talking
     to the bucket overlap, and at most two parts are held in memory whatever the size of the
     file. A file smaller than one part is one PUT."""
+
+    blocking = False
 
     def __init__(self, store: S3BlobStore, name: str) -> None:
         self.store, self.name = store, name

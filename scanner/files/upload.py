@@ -1,28 +1,30 @@
-"""Reads a multipart upload straight from the request stream in one pass: the file part is
-hashed (md5, sha1, sha256) and written to the blob store chunk by chunk (a local file, or a
+"""Reads a multipart upload straight from the request body in one pass: the file part is
+hashed (md5, sha1, sha256) and written to the blob store a block at a time (a local file, or a
 multipart upload to the bucket), never held whole in memory and never copied through a second
-temporary file."""
+temporary file. The body is read a block at a time into buffers taken in turn (`multipart.py`):
+the hashes and the write of the blocks before run on threads meanwhile (`_Sinks`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Event, Field, File, MultipartDecoder, NeedData
 
-from ..cooperative import Pending, in_background
+from ..cooperative import Lane, Pending
 from ..errors import PayloadTooLarge, ValidationFailed
+from .body import ReadInto
+from .multipart import MultipartReader, Part
 from .sniff import mime_type
-from .storage import BlobStore
+from .storage import BlobStore, BlobWriter
 
-CHUNK = 256 * 1024
 SNIFF_BYTES = 8192
 MAX_FIELD_BYTES = 4096
 PARALLEL_BYTES = 64 * 1024
+MD5_LANE, SHA_LANE, WRITE_LANE = Lane("md5"), Lane("sha"), Lane("write")
 
 
 @dataclass
@@ -48,40 +50,77 @@ def clean_filename(raw: str | None) -> str:
     return name[:255]
 
 
-def _update(hashes: tuple[Any, ...], data: bytes) -> None:
+def _update(hashes: tuple[Any, ...], data: memoryview) -> None:
     for h in hashes:
         h.update(data)
 
 
-class _Hashes:
-    """md5, sha1 and sha256 of a stream, computed on two threads of their own while the request's
-    greenlet reads and stores the next chunk: hashing, not the network or the disk, is what an
-    upload spends its CPU on, and hashlib releases the GIL. md5 alone takes about as long as sha1
-    and sha256 together, hence the split. One chunk at a time is in flight, so each hash sees the
-    chunks in order."""
+class _Sinks:
+    """Where each chunk of the file goes: md5, sha1 and sha256, and the blob store, on threads
+    while the request's greenlet reads the next chunks. Hashing is what an upload spends its CPU
+    on, and hashlib releases the GIL: md5 takes one thread, sha1 and sha256 (about as long
+    together) another. A local file is written on a third: writing the page cache costs about a
+    millisecond of CPU per MiB here, and a greenlet waiting in a system call stalls every request
+    of its worker. A bucket's writer is called on the greenlet, as it sends its parts from a
+    sender of its own.
 
-    def __init__(self) -> None:
+    Each thread is a lane (`cooperative.Lane`, one per process): a lane runs its chunks in order,
+    so none waits for the others between chunks. A chunk's buffer is waited for only when the
+    reader is about to fill it again (`release`)."""
+
+    def __init__(self, out: BlobWriter) -> None:
+        self.out = out
         self.md5, self.sha1, self.sha256 = (
             hashlib.md5(usedforsecurity=False),
             hashlib.sha1(usedforsecurity=False),
             hashlib.sha256(),
         )
-        self._pending: list[Pending] = []
+        self._in_flight: list[tuple[object, list[Pending]]] = []
 
-    def update(self, data: bytes) -> None:
-        self.wait()
-        if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than hashing it
+    def put(self, data: memoryview) -> None:
+        if len(data) < PARALLEL_BYTES:  # handing a small piece over costs more than the work
+            self.wait()
             _update((self.md5, self.sha1, self.sha256), data)
+            self.out.write(data)
             return
-        self._pending = [
-            in_background(_update, (self.md5,), data),
-            in_background(_update, (self.sha1, self.sha256), data),
+        jobs = [
+            MD5_LANE.submit(_update, (self.md5,), data),
+            SHA_LANE.submit(_update, (self.sha1, self.sha256), data),
         ]
+        if self.out.blocking:
+            jobs.append(WRITE_LANE.submit(self.out.write, data))
+        self._in_flight.append((data.obj, jobs))
+        if not self.out.blocking:
+            self.out.write(data)
+
+    def release(self, buffer: bytearray) -> None:
+        """Until no chunk in flight points into `buffer`."""
+        while any(obj is buffer for obj, _ in self._in_flight):
+            self._wait_oldest()
 
     def wait(self) -> None:
-        pending, self._pending = self._pending, []
-        for work in pending:
-            work.get()
+        """Until every sink is done with every chunk in flight; then raise the first failure."""
+        failure = None
+        while self._in_flight:
+            try:
+                self._wait_oldest()
+            except Exception as exc:  # the later chunks are still waited for
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _wait_oldest(self) -> None:
+        """Until the oldest chunk is done; then raise what a sink raised (the disk is full, the
+        bucket is down), once each of them is done with it."""
+        _, jobs = self._in_flight.pop(0)
+        failures = []
+        for work in jobs:
+            try:
+                work.get()
+            except Exception as exc:  # the others are still waited for
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def hexdigests(self) -> tuple[str, str, str]:
         self.wait()
@@ -93,28 +132,31 @@ class _FilePart:
         self.store, self.filename, self.limit = store, filename, limit
         self.out = store.new_temp()
         self.temp_path = self.out.name
-        self.hashes = _Hashes()
+        self.sinks = _Sinks(self.out)
         self.size = 0
         self.head = b""
 
-    def write(self, data: bytes, more: bool = True) -> None:
+    def write(self, data: memoryview) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise PayloadTooLarge(f"File too large: the limit is {self.limit} bytes", details={"limit": self.limit})
         if len(self.head) < SNIFF_BYTES:
             self.head += data[: SNIFF_BYTES - len(self.head)]
-        self.hashes.update(data)
-        self.out.write(data)
+        self.sinks.put(data)
+
+    def end(self) -> None:
+        self.sinks.wait()  # done with the buffers its chunks point into
 
     def finish(self, fields: dict[str, str]) -> ReceivedFile:
+        md5, sha1, sha256 = self.sinks.hexdigests()
         self.out.close()
         if self.size == 0:
             raise ValidationFailed("The file is empty")
-        md5, sha1, sha256 = self.hashes.hexdigests()
         return ReceivedFile(self.filename, self.size, md5, sha1, sha256, mime_type(self.head), self.temp_path, fields)
 
     def abort(self) -> None:
-        self.hashes.wait()  # no thread still reading a chunk of a part that is going away
+        with contextlib.suppress(Exception):  # what failed is being answered already
+            self.sinks.wait()  # no thread still reading a chunk of a part that is going away
         self.out.abort()
 
 
@@ -125,12 +167,13 @@ class _FieldPart:
         self.name, self.fields, self.buffer = name, fields, bytearray()
         fields[name] = ""
 
-    def write(self, data: bytes, more: bool) -> None:
+    def write(self, data: memoryview) -> None:
         self.buffer += data
         if len(self.buffer) > MAX_FIELD_BYTES:
             raise ValidationFailed(f"Form field '{self.name}' is too long")
-        if not more:
-            self.fields[self.name] = self.buffer.decode("utf-8", "replace")
+
+    def end(self) -> None:
+        self.fields[self.name] = self.buffer.decode("utf-8", "replace")
 
 
 class _Form:
@@ -143,61 +186,55 @@ class _Form:
         self.file: _FilePart | None = None
         self.current: _FilePart | _FieldPart | None = None
 
-    def start(self, part: File | Field) -> None:
-        if isinstance(part, File) and part.name == self.part_name and self.file is None:
+    def start(self, part: Part) -> None:
+        self.end()
+        if part.filename is not None and part.name == self.part_name and self.file is None:
             self.file = self.current = _FilePart(self.store, clean_filename(part.filename), self.limit)
-        elif isinstance(part, Field) and len(self.fields) < 10:
+        elif part.filename is None and part.name is not None and len(self.fields) < 10:
             self.current = _FieldPart(part.name, self.fields)
         else:
             self.current = None
 
-    def data(self, event: Data) -> None:
+    def data(self, data: memoryview) -> None:
         if self.current is not None:
-            self.current.write(event.data, event.more_data)
+            self.current.write(data)
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.current.end()
+            self.current = None
+
+    def release(self, buffer: bytearray) -> None:
+        if self.file is not None:
+            self.file.sinks.release(buffer)
 
     def abort(self) -> None:
         if self.file is not None:
             self.file.abort()
 
 
-def _events(decoder: MultipartDecoder, stream: BinaryIO) -> Iterator[Event]:
-    """The decoder's events for the whole body, read a chunk at a time, up to the epilogue."""
-    while True:
-        chunk = stream.read(CHUNK)
-        decoder.receive_data(chunk or None)
-        event = decoder.next_event()
-        while not isinstance(event, NeedData):
-            if isinstance(event, Epilogue):
-                return
-            yield event
-            event = decoder.next_event()
-        if not chunk:
-            raise ValidationFailed("The multipart body ended early")
-
-
 def receive_upload(
-    stream: BinaryIO, content_type: str | None, store: BlobStore, limit: int, part_name: str = "file"
+    readinto: ReadInto, content_type: str | None, store: BlobStore, limit: int, part_name: str = "file"
 ) -> ReceivedFile:
-    """Parse `multipart/form-data` from `stream`; the part `part_name` is the file. Small
-    fields beside it are returned too. Raises ValidationFailed / PayloadTooLarge, leaving
-    nothing behind."""
+    """Parse `multipart/form-data` from the body that `readinto` reads (`body.body_readinto`); the
+    part `part_name` is the file. Small fields beside it are returned too. Raises
+    ValidationFailed / PayloadTooLarge, leaving nothing behind."""
     mimetype, options = parse_options_header(content_type or "")
     if mimetype != "multipart/form-data" or not options.get("boundary"):
         raise ValidationFailed("Expected multipart/form-data with a file part named 'file'")
-    # The decoder applies this cap to its input buffer (one read plus the tail it still holds),
-    # not to a field; fields are capped by MAX_FIELD_BYTES.
-    decoder = MultipartDecoder(options["boundary"].encode(), max_form_memory_size=2 * CHUNK)
     form = _Form(store, limit, part_name)
     try:
-        for event in _events(decoder, stream):
-            if isinstance(event, Data):
-                form.data(event)
-            elif isinstance(event, File | Field):  # not the preamble
+        reader = MultipartReader(options["boundary"].encode(), readinto, before_refill=form.release)
+        for event in reader.events():
+            if isinstance(event, Part):
                 form.start(event)
+            else:
+                form.data(event)
+        form.end()
         if form.file is None:
             raise ValidationFailed("No file part: send the file in the form field 'file'")
         return form.file.finish(form.fields)
-    except ValueError as exc:  # the decoder's verdict on a malformed body
+    except ValueError as exc:  # the reader's verdict on a malformed body
         form.abort()
         raise ValidationFailed(f"Malformed multipart body: {exc}") from None
     except BaseException:

@@ -6,9 +6,9 @@ from tests.files.helpers import blobs_named, rows
 from tests.fixtures.processes import run_probe
 
 SIZE = 256 * 1024 * 1024
-# The upload path holds one 256 KiB read, the decoder's buffer (at most two reads) and an 8 KiB
-# sniff for the MIME type; a parser that kept the file, or spooled it through memory, would
-# raise the peak by at least SIZE. glibc's sliding mmap threshold adds a few tens of MiB of
+# The upload path holds three 1 MiB buffers it reads the body into (scanner/files/multipart.py)
+# and an 8 KiB sniff for the MIME type; a parser that kept the file, or spooled it through
+# memory, would raise the peak by at least SIZE. glibc's sliding mmap threshold adds a few tens of MiB of
 # allocator noise whatever the size, so the file is large enough that a quarter of it stands well
 # above that noise and still fails any design that holds a sizeable share of the file.
 BOUND = SIZE // 4

@@ -3,6 +3,7 @@ no File or Scan row, no blob, no temporary file."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 
@@ -150,3 +151,29 @@ def test_chunked_body_over_the_request_limit_is_413(app, client, user, monkeypat
     environ = {"wsgi.input": io.BytesIO(data), "wsgi.input_terminated": True, "CONTENT_TYPE": MULTIPART}
 
     assert_error(client.post(UPLOAD, headers=user.headers, environ_overrides=environ), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_disk_that_fills_up_mid_upload_is_an_error_answer_and_leaves_nothing(
+    client, user, monkeypatch, nothing_left_behind
+):
+    from scanner.files.storage import LocalBlobStore
+
+    new_temp = LocalBlobStore.new_temp
+
+    def filling_up(store):
+        writer = new_temp(store)
+        write, written = writer.write, 0
+
+        def write_until_full(data):
+            nonlocal written
+            written += len(data)
+            if written > 2 * 1024 * 1024:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return write(data)
+
+        writer.write = write_until_full
+        return writer
+
+    monkeypatch.setattr(LocalBlobStore, "new_temp", filling_up)
+
+    assert_error(upload(client, user, CONTENT + unique_bytes(5 * 1024 * 1024)), 500)
