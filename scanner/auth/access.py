@@ -39,7 +39,7 @@ def _identity(user: User | str) -> str:
     return str(user.id) if isinstance(user, User) else str(user)
 
 
-def _lookup(header: dict, payload: dict) -> User | None:
+def _lookup(payload: dict) -> User | None:
     try:
         user_id = uuid.UUID(payload["sub"])
     except (KeyError, ValueError):
@@ -85,7 +85,7 @@ def _verify() -> None:
     header, claims = decode(_bearer_token())
     if is_revoked(claims):
         raise RevokedTokenError(header, claims)
-    user = _lookup(header, claims)
+    user = _lookup(claims)
     if user is None:
         raise UserLookupError(f"user_lookup returned None for {claims.get('sub')}", header, claims)
     g.token_claims, g.token_user = claims, user

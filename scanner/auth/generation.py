@@ -85,12 +85,9 @@ def changed() -> None:
     with _lock:
         _epoch += 1
         _read_at = float("-inf")
-    if not current_app.config.get("REDIS_URL"):
-        return
-    try:
-        redis_store.call(lambda r: r.set(_key(), uuid.uuid4().hex))
-    except redis_store.RedisUnavailable:
+    if current_app.config.get("REDIS_URL"):
         _owed = True
+        _pay_owed()
 
 
 def owed() -> bool:
@@ -99,6 +96,7 @@ def owed() -> bool:
 
 
 def _pay_owed() -> bool:
+    """Write a new generation if one is owed; False while Redis cannot take it."""
     global _owed
     with _lock:
         if _owed:
