@@ -77,7 +77,9 @@ class Config:
         self.JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=env_int("JWT_REFRESH_SECONDS", 7 * 86400))
         self.JWT_TOKEN_LOCATION = ["headers"]
 
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # SQLite: a ping costs nothing. PostgreSQL: a connection's life is checked without a round
+        # trip when it leaves the pool (scanner/db_liveness.py).
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")}
         if not self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             # Per process. A gevent web worker serves many requests at once, but an open stream
             # holds no connection while it waits (scanner/streams/sse.py): the pool is sized by the

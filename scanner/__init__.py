@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
 
+from .db_liveness import watch_liveness
 from .errors import register_error_handlers, register_jwt_handlers
 from .extensions import api, cache, db, jwt, limiter, migrate
 from .logs import configure_logging, connect_celery_logging
@@ -46,6 +47,9 @@ def create_app(config: str | Config | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     db.init_app(app)
+    if not app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"]:
+        with app.app_context():
+            watch_liveness(db.engine)
     app.teardown_appcontext(_end_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     jwt.init_app(app)

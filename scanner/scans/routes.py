@@ -57,4 +57,4 @@ class ScanStatus(MethodView):
     @blp.response(200, ScanStatusSchema)
     def get(self, scan_id):
         """Where a scan is: status, stage, detection ratio"""
-        return services.get_scan_for(current_user(), scan_id)
+        return services.scan_status_for(current_user(), scan_id)
