@@ -124,6 +124,9 @@ def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | No
         _decoded.put(encoded, found, time.monotonic() + (expires - time.time()), _limit())
 
 
+_USER_MAPPER = inspect(User)
+
+
 def cached_user(session: Session, user_id: uuid.UUID, now_in: int | None) -> User | None:
     """The user as this process last read it, put into `session` without a query; None if unknown
     or no longer trusted (`now_in`: the current generation)."""
@@ -132,9 +135,16 @@ def cached_user(session: Session, user_id: uuid.UUID, now_in: int | None) -> Use
     found = _users.get(user_id, time.monotonic())
     if found is None or not _trusted(*found[1:], now_in):
         return None
-    user = User(**found[0])
+    attached = session.identity_map.get(_USER_MAPPER.identity_key_from_primary_key((user_id,)))
+    if attached is not None:
+        return attached
+    # Built as a query would load it, then attached to the session as persistent: User(**values)
+    # and Session.merge() cost a signed-in request more than its own database read.
+    user = _USER_MAPPER.class_manager.new_instance()
+    user.__dict__.update(found[0])
     make_transient_to_detached(user)
-    return session.merge(user, load=False)
+    session.add(user)
+    return user
 
 
 def remember_user(user: User, read_in: int | None) -> None:
