@@ -11,17 +11,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from .db_session import AUTOCOMMIT
 from .extensions import db
 
 
 def autocommit() -> None:
-    """Put the session on an autocommit connection, unless it already uses a connection (the
-    sign-in check may have read the user): its reads then go on in that transaction."""
-    transaction = db.session().get_transaction()
+    """Send the session's next queries to an autocommit connection, unless it already uses a
+    connection (the sign-in check may have read the user): its reads then go on in that
+    transaction. No connection is taken before a query needs one (a read answered from the cache
+    takes none)."""
+    session = db.session()
+    transaction = session.get_transaction()
     # A transaction begun without a connection (a remembered user attached to the session) has
     # sent nothing yet; SQLAlchemy has no public way to ask whether it holds one.
     if transaction is None or not transaction._connections:
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        session.info[AUTOCOMMIT] = True
 
 
 def read_only(view: Callable) -> Callable:

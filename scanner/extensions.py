@@ -9,6 +9,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
+from .db_session import Session
 from .errors import ScannerApi
 from .rate_limits import RateLimiter
 
@@ -24,7 +25,7 @@ metadata = MetaData(
 )
 
 
-db = SQLAlchemy(metadata=metadata)
+db = SQLAlchemy(metadata=metadata, session_options={"class_": Session})
 api = ScannerApi()
 migrate = Migrate()
 jwt = JWTManager()

@@ -1,9 +1,10 @@
 """Versioned read cache for scan reports and history pages.
 
-Each user has a version token, and every cached read of that user's scans carries the token in
-its key. A change to any of the user's scans or files replaces the token (`bump_scans_version`),
-which orphans all of that user's entries at once: a read after the bump computes afresh and can
-never be served the old answer. Entries then simply expire.
+Each user has a version token, and every cached read of that user's scans is stored with the
+token it was computed under. A change to any of the user's scans or files replaces the token
+(`bump_scans_version`), which retires all of that user's entries at once: a read after the bump
+finds a different token beside the entry, computes afresh and can never be served the old answer.
+The token and the entry are read together, in one round trip.
 
 Tokens are random rather than counters, so a token lost to eviction or a cache restart can never
 be re-created with a value that older entries are still stored under.
@@ -73,14 +74,11 @@ def bump_scans_version(user_id: uuid.UUID | str) -> None:
         _failed("bump", error)
 
 
-def _current_token(user_id: uuid.UUID | str) -> str | None:
+def _new_token(user_id: uuid.UUID | str) -> str | None:
+    """First read since the token was lost: the first reader's token wins and the rest adopt it."""
     key = _version_key(user_id)
-    token = cache.get(key)
-    if token is None:
-        # First read since the token was lost: the first reader's token wins and the rest adopt it.
-        cache.add(key, uuid.uuid4().hex, timeout=0)
-        token = cache.get(key)
-    return token
+    cache.add(key, uuid.uuid4().hex, timeout=0)
+    return cache.get(key)
 
 
 def _digest(params: Mapping[str, Any]) -> str:
@@ -101,20 +99,22 @@ def cached_read(
     changed since it was stored. `keep` decides whether a fresh value is worth storing."""
     if not _available():
         return compute()
+    key = f"results:{kind}:{user_id}:{_digest(params)}"
     try:
-        token = _current_token(user_id)
-        key = f"results:{kind}:{user_id}:{token}:{_digest(params)}"
-        hit = cache.get(key)
+        token, entry = cache.get_many(_version_key(user_id), key)
+        if token is None:
+            token = _new_token(user_id)
     except Exception as error:
         _failed("read", error)
         return compute()
-    count_cache("results", hits=int(hit is not None), misses=int(hit is None))
-    if hit is not None:
-        return hit
+    hit = entry is not None and token is not None and entry[0] == token
+    count_cache("results", hits=int(hit), misses=int(not hit))
+    if hit:
+        return entry[1]
     value = compute()
     if keep(value):
         try:
-            cache.set(key, value, timeout=timeout or current_app.config["RESULTS_CACHE_SECONDS"])
+            cache.set(key, (token, value), timeout=timeout or current_app.config["RESULTS_CACHE_SECONDS"])
         except Exception as error:
             _failed("write", error)
     return value
