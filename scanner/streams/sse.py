@@ -120,9 +120,10 @@ def _look(
     try:
         if db.session().in_transaction():  # what the view left open: its work is done
             db.session.close()
+        taken = (None, None)
         if snapshot is not None:
-            autocommit()
-        taken = snapshot() if snapshot is not None else (None, None)
+            with autocommit():
+                taken = snapshot()
         # As any request's check: trusted while no token is revoked and no user changes anywhere
         # (the auth generation), else asked of Redis and the database.
         return taken, token is not None and is_revoked(token)
