@@ -2,8 +2,14 @@
 each, the count so far and the seconds until the window starts again.
 
 - `RedisCounters`: fixed windows aligned to the clock (a minute window is the minute), each an
-  INCR with its EXPIREAT, all of a request's windows in one script: one round trip and one
-  command to encode and parse, where a pipeline of INCR and EXPIREAT pairs cost several.
+  INCRBY with its EXPIREAT, all of a request's windows in one script: one round trip and one
+  command to encode and parse, where a pipeline of INCR and EXPIREAT pairs cost several. A
+  process counts a few of a window's requests at a time (a lease) and hands those numbers out to
+  its next requests without asking Redis again: an eighth of what is left of the limit, at most
+  `LEASE_MAX`, so a small limit or one nearly spent is counted a request at a time. The count in
+  Redis never passes a request over its limit; the numbers a process holds unused when the
+  window ends are lost, so a client served by several processes may be refused a few requests
+  early, never late.
 - While Redis fails, the same counts go to the database (scanner/db_counters.py, one transaction
   per request) for `BACKOFF_SECONDS` at a time: every web process keeps sharing one count, so
   an outage neither lifts the limits nor multiplies them by the number of processes. A window
@@ -25,15 +31,19 @@ from .redis_backoff import Backoff, client
 
 log = logging.getLogger(__name__)
 
-Window = tuple[str, int]  # (counter key, seconds)
+Window = tuple[str, int, int]  # (counter key, seconds, the limit's amount)
 MEMORY_MAX_COUNTERS = 100_000
-# KEYS: the windows' counters; ARGV: when each window ends (Unix seconds). A counter gets its expiry
-# as it is created, in the same atomic step, so none outlives its window.
+LEASE_MAX = 100
+LEASE_SHARE = 8  # a lease is this fraction of what is left of the limit
+# KEYS: the windows' counters; ARGV: for each, how much to count, then when its window ends (Unix
+# seconds). A counter gets its expiry as it is created, in the same atomic step, so none outlives
+# its window.
 _COUNT_WINDOWS = """
 local counts = {}
 for i, key in ipairs(KEYS) do
-  counts[i] = redis.call('INCR', key)
-  if counts[i] == 1 then redis.call('EXPIREAT', key, ARGV[i]) end
+  local by = tonumber(ARGV[2 * i - 1])
+  counts[i] = redis.call('INCRBY', key, by)
+  if counts[i] == by then redis.call('EXPIREAT', key, ARGV[2 * i]) end
 end
 return counts
 """
@@ -53,7 +63,7 @@ class MemoryCounters:
     def hit(self, windows: list[Window], now: float) -> list[tuple[int, float]]:
         found = []
         with self._lock:
-            for key, seconds in windows:
+            for key, seconds, _ in windows:
                 name, ends = _aligned(key, seconds, now)
                 count = self._counts.pop(name, (0, ends))[0] + 1
                 self._counts[name] = (count, ends)
@@ -74,11 +84,61 @@ class DatabaseCounters:
 
         with db.engine.begin() as conn:
             return [
-                db_counters.hit(conn, f"limit:{key}:{seconds}", timedelta(seconds=seconds)) for key, seconds in windows
+                db_counters.hit(conn, f"limit:{key}:{seconds}", timedelta(seconds=seconds))
+                for key, seconds, _ in windows
             ]
 
     def reset(self) -> None:
         pass
+
+
+class Leases:
+    """The numbers of each window this process counted in Redis and has not handed out yet."""
+
+    def __init__(self) -> None:
+        # window -> (ranges of numbers [next, last] in the order taken, the highest count seen, end)
+        self._windows: OrderedDict[str, tuple[list[list[int]], list[int], float]] = OrderedDict()
+
+    def take(self, name: str) -> int | None:
+        """The next number held for this window; None when none is left. No await point inside, so
+        greenlets and threads of this process never take one number twice."""
+        found = self._windows.get(name)
+        if found is None:
+            return None
+        ranges = found[0]
+        while ranges:
+            span = ranges[0]
+            if span[0] <= span[1]:
+                span[0] += 1
+                return span[0] - 1
+            ranges.pop(0)
+        return None
+
+    def size(self, name: str, amount: int) -> int:
+        found = self._windows.get(name)
+        left = amount - (found[1][0] if found else 0)
+        return max(1, min(LEASE_MAX, left // LEASE_SHARE))
+
+    def add(self, name: str, first: int, last: int, ends: float, now: float) -> int:
+        """Hold the numbers first..last (another request may have added some meanwhile: both are
+        kept) and take the first."""
+        found = self._windows.get(name)
+        if found is None:
+            found = self._windows[name] = ([], [0], ends)
+            self._forget_ended(now)
+        found[0].append([first + 1, last])
+        found[1][0] = max(found[1][0], last)
+        return first
+
+    def _forget_ended(self, now: float) -> None:
+        while len(self._windows) > MEMORY_MAX_COUNTERS:
+            self._windows.popitem(last=False)
+        for name, (_, _, ends) in list(self._windows.items())[:8]:  # the oldest: most often over
+            if ends <= now:
+                del self._windows[name]
+
+    def clear(self) -> None:
+        self._windows.clear()
 
 
 class RedisCounters:
@@ -87,6 +147,7 @@ class RedisCounters:
         self.count_windows = client(url, socket_connect_timeout=0.5, socket_timeout=0.5).register_script(_COUNT_WINDOWS)
         self.fallback = DatabaseCounters()
         self.backoff = Backoff("rate-limit Redis (counting in the database)")
+        self.leases = Leases()
 
     def hit(self, windows: list[Window], now: float) -> list[tuple[int, float]]:
         if self.backoff.available(self.url):
@@ -98,12 +159,19 @@ class RedisCounters:
 
     def _hit(self, windows: list[Window], now: float) -> list[tuple[int, float]]:
         prefix = current_app.config["CACHE_KEY_PREFIX"] + "limits:"
-        names, ends = zip(*(_aligned(prefix + key, seconds, now) for key, seconds in windows), strict=True)
-        counts = self.count_windows(keys=names, args=[int(end) + 1 for end in ends])
-        return [(int(count), end - now) for count, end in zip(counts, ends, strict=True)]
+        names, ends = zip(*(_aligned(prefix + key, seconds, now) for key, seconds, _ in windows), strict=True)
+        counts = [self.leases.take(name) for name in names]
+        short = [i for i, count in enumerate(counts) if count is None]
+        if short:
+            sizes = [self.leases.size(names[i], windows[i][2]) for i in short]
+            args = [arg for i, size in zip(short, sizes, strict=True) for arg in (size, int(ends[i]) + 1)]
+            totals = self.count_windows(keys=[names[i] for i in short], args=args)
+            for i, size, total in zip(short, sizes, totals, strict=True):
+                counts[i] = self.leases.add(names[i], int(total) - size + 1, int(total), ends[i], now)
+        return [(count, end - now) for count, end in zip(counts, ends, strict=True)]
 
     def reset(self) -> None:
-        pass
+        self.leases.clear()
 
 
 def counters_for(uri: str) -> MemoryCounters | RedisCounters:

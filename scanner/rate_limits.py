@@ -168,7 +168,7 @@ class RateLimiter:
         if not self.enabled or view is None or getattr(view, "rate_limit_exempt", False):
             return None
         windows = self._windows(view)
-        counts = self.counters.hit([(key, seconds) for key, _, seconds in windows], time.time())
+        counts = self.counters.hit([(key, seconds, amount) for key, amount, seconds in windows], time.time())
         counted = [
             Counted(amount, seconds, count, reset_in)
             for (_, amount, seconds), (count, reset_in) in zip(windows, counts, strict=True)
@@ -178,6 +178,6 @@ class RateLimiter:
         return limit_breached(breached) if breached else None
 
     def reset(self) -> None:
-        """Forget this process's counts (embedded mode; Redis and the database are cleared apart)."""
+        """Forget what this process counted or holds (Redis and the database are cleared apart)."""
         if self.counters is not None:
             self.counters.reset()
