@@ -12,7 +12,7 @@ itself returned (no second read). `Retry-After` is sent on a 429 only, with the 
 seconds as the body's `details.retry_after`.
 
 Where the counts live (scanner/limit_counters.py): in Redis (RATELIMIT_STORAGE_URI, by default
-REDIS_URL), every window of a request counted in one pipelined round trip; while Redis is away,
+REDIS_URL), each process counting a few requests at a time in one round trip; while Redis is away,
 in the database, so every web process keeps sharing one count and a limit is never split into
 one per process. Without Redis (embedded mode), in each web process's memory.
 """
