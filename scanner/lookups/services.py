@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, insert, inspect, select
 from .. import work
 from ..auth.access import owned_or_404
 from ..auth.models import User
+from ..db_reads import autocommit
 from ..db_types import new_uuid, utcnow
 from ..extensions import db
 from ..request_args import SortKey, pagination, parse_uuid
@@ -83,7 +84,15 @@ _INSERT_LOOKUP = insert(Lookup.__table__)
 
 def _insert(lookup: Lookup) -> None:
     given = inspect(lookup).dict
-    db.session.execute(_INSERT_LOOKUP, {column: given[key] for key, column in _LOOKUP_COLUMNS.items() if key in given})
+    values = {column: given[key] for key, column in _LOOKUP_COLUMNS.items() if key in given}
+    session = db.session()
+    if session.new or session.dirty or session.deleted:  # saved with what the answer wrote
+        session.execute(_INSERT_LOOKUP, values)
+        return
+    # Alone (an answer from the cache wrote nothing else): one autocommitted statement, without
+    # the BEGIN and COMMIT round trips of a transaction around it.
+    with autocommit():
+        session.execute(_INSERT_LOOKUP, values)
 
 
 def endpoint_type(name: str) -> str:
