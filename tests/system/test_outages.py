@@ -44,8 +44,7 @@ def assert_unavailable(response: requests.Response, code: str = "SERVICE_UNAVAIL
 
 def test_routes_answer_without_500_while_redis_is_down(user, add_key, vt_emulator, start_web, private_redis):
     key = add_key(user)
-    url = private_redis.url(0)
-    server = start_web(REDIS_URL=url, CACHE_REDIS_URL=url, RATELIMIT_STORAGE_URI=url, CELERY_BROKER_URL=url)
+    server = start_web(**private_redis.service_env(0))
     headers = sign_in(server, user)
     assert get(f"{server.url}/api/keys/", headers=headers).json()["api_keys"][0]["usage"] is not None
 

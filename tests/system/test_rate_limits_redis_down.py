@@ -9,14 +9,7 @@ SHARED = "X-RateLimit-Remaining-Minute"
 
 
 def test_the_budget_holds_across_processes_while_redis_is_down(user, start_web, private_redis):
-    url = private_redis.url(0)
-    env = {
-        "REDIS_URL": url,
-        "CACHE_REDIS_URL": url,
-        "RATELIMIT_STORAGE_URI": url,
-        "CELERY_BROKER_URL": url,
-        "RATE_LIMIT_PER_MINUTE": "8",
-    }
+    env = {**private_redis.service_env(0), "RATE_LIMIT_PER_MINUTE": "8"}
     # Two web processes of their own (two servers, so each is sure to serve half of the requests).
     servers = [start_web(**env), start_web(**env)]
     assert requests.get(f"{servers[0].url}/api/auth/me", headers=user.headers, timeout=30).headers[SHARED] == "7"

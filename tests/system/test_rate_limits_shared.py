@@ -13,14 +13,7 @@ BUDGET = 240
 
 def test_a_budget_shared_by_two_processes_is_never_exceeded_and_spent_nearly_whole(user, start_web, private_redis):
     url = private_redis.url(0)
-    env = {
-        "REDIS_URL": url,
-        "CACHE_REDIS_URL": url,
-        "RATELIMIT_STORAGE_URI": url,
-        "CELERY_BROKER_URL": url,
-        "RATE_LIMIT_PER_MINUTE": "100000",
-        "RATE_LIMIT_PER_HOUR": str(BUDGET),
-    }
+    env = {**private_redis.service_env(0), "RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_PER_HOUR": str(BUDGET)}
     # Two servers, so each serves every other request.
     servers = [start_web(**env), start_web(**env)]
     counted_before = _count_calls(url)
