@@ -17,11 +17,10 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import time
 from collections.abc import Iterator
 
 import redis
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_limiter.util import get_remote_address
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -35,7 +34,6 @@ from ..extensions import db, limiter
 from ..metrics import counters
 from ..metrics.store import totals
 from ..redis_backoff import client as redis_client
-from ..request_args.ids import route_template
 
 log = logging.getLogger(__name__)
 
@@ -161,18 +159,22 @@ def _allowed() -> bool:
     return get_remote_address() in current_app.config["METRICS_ALLOWED_ADDRESSES"]
 
 
-def _observe(response: Response) -> Response:
-    route = route_template() or "(no route)"
-    started = g.get("started")
-    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    if started is not None:
-        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
-    return response
+# One pair of label children per route, method and status: looked up by a plain dict, not by
+# prometheus-client's labels() with its lock, each time.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    """An answered request (system/middleware.py records each)."""
+    children = _children.get((route, method, status))
+    if children is None:
+        children = HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method)
+        _children[(route, method, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def init_prometheus(app: Flask) -> None:
-    app.after_request(_observe)
-
     @limiter.exempt
     def metrics() -> Response:
         if not _allowed():
