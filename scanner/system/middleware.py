@@ -5,18 +5,17 @@ Prometheus' series.
 A WSGI middleware does what needs no route (the id, the log context, the headers: added to the
 plain list the server sends, not through werkzeug's header object), and one after-request hook
 records the answer, once, for all three readers. Every hook Flask runs costs its dispatch on every
-request, whatever the route; so does every header looked up by name.
+request, whatever the route, and so does every header looked up by name: there are few of both.
 """
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -31,7 +30,8 @@ from .prometheus import observe
 access_log = logging.getLogger("scanner.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_STARTED = "scanner.started"  # in the WSGI environ: when the middleware took the request
+# In the WSGI environ: when the middleware took the request, and its log context.
+_STARTED, _LOG_TOKEN = "scanner.started", "scanner.log_token"
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -76,27 +76,6 @@ class _RequestIds:
 _ids = _RequestIds()
 
 
-class _Answer:
-    """The response body, passed through; its end ends the request's log context, so a streamed
-    body's lines carry the request id too."""
-
-    __slots__ = ("body", "token")
-
-    def __init__(self, body: Iterable[bytes], token: contextvars.Token) -> None:
-        self.body, self.token = body, token
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            logs.unbind(self.token)
-
-
 class RequestEdge:
     """The WSGI middleware in front of the Flask app (and behind ProxyFix, whose scheme it reads)."""
 
@@ -121,17 +100,16 @@ class RequestEdge:
             headers.extend((name, value) for lower, name, value in defaults if lower not in present)
             return start_response(status, headers, exc_info)
 
-        token = logs.bind(request_id=request_id)
-        try:
-            body = self.wsgi_app(environ, start)
-        except BaseException:
-            logs.unbind(token)
-            raise
-        file_wrapper = environ.get("wsgi.file_wrapper")
-        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
-            logs.unbind(token)  # a file goes out as it is, so that the server may send it with sendfile
-            return body
-        return _Answer(body, token)
+        # Bound here, before any hook, so that every line of the request carries its id; unbound
+        # when Flask's request context ends, after the last byte of a streamed body.
+        environ[_LOG_TOKEN] = logs.bind(request_id=request_id)
+        return self.wsgi_app(environ, start)
+
+
+def end_log_context(exc: BaseException | None = None) -> None:
+    token = request.environ.pop(_LOG_TOKEN, None)
+    if token is not None:
+        logs.unbind(token)
 
 
 def refuse_oversized_bodies() -> None:
@@ -183,4 +161,5 @@ def record_answer(response: Response) -> Response:
 def init_middleware(app: Flask) -> None:
     app.before_request(refuse_oversized_bodies)
     app.after_request(record_answer)
+    app.teardown_request(end_log_context)
     app.wsgi_app = RequestEdge(app.wsgi_app)
