@@ -148,9 +148,6 @@ class Config:
         # With Redis: how long a check stays good while no token is revoked and no user changes
         # anywhere (scanner/auth/generation.py).
         self.AUTH_CACHE_TRUST_SECONDS = env_float("AUTH_CACHE_TRUST_SECONDS", 60.0)
-        # Request counts for /api/providers/metrics are added up in each web process and written
-        # at most this often (scanner/providers/metrics.py); 0 writes on every request.
-        self.METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 1.0)
 
         self.BLOB_DIR = env("BLOB_DIR", str(instance / "blobs"))
         # s3://bucket/prefix: blobs in an S3-compatible bucket that web and workers on different
@@ -282,8 +279,9 @@ class Config:
         self.PERF_SYSTEM_MEMORY_PERCENT = env_float("PERF_SYSTEM_MEMORY_PERCENT", 90.0)
         self.PERF_SYSTEM_CPU_PERCENT = env_float("PERF_SYSTEM_CPU_PERCENT", 90.0)
         self.PERF_PROCESS_RSS_BYTES = env_int("PERF_PROCESS_RSS_BYTES", 1024 * 1024 * 1024)
-        # Each process stores the counts of the shared Prometheus counters (scanner/metrics/) at most
-        # this often: one Redis round trip (or database upsert) per process and interval.
+        # Each process stores what it counts (the shared Prometheus counters, scanner/metrics/, and
+        # the request counts of /api/providers/metrics) at most this often, by one flusher: one
+        # Redis round trip (or database transaction) per process and interval; 0 on every request.
         self.METRICS_FLUSH_SECONDS = env_float("METRICS_FLUSH_SECONDS", 1.0)
         # GET /metrics (Prometheus) answers a bearer token equal to METRICS_TOKEN, or these addresses.
         self.METRICS_TOKEN = env("METRICS_TOKEN")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_smorest import Blueprint
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -39,11 +40,7 @@ def create_app(config: str | Config | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.converters["id"] = IdConverter
     _private_instance_dir(app.config["INSTANCE_DIR"])
-    if app.config["TRUSTED_PROXIES"]:
-        # Behind a router every client would otherwise share its address: one attacker's failed
-        # sign-ins would lock everyone out, and the per-address rate limits would be shared.
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    app.session_interface = NoCookieSessions()
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     db.init_app(app)
@@ -84,7 +81,25 @@ def create_app(config: str | Config | None = None) -> Flask:
     register_auth_cli(app)
     register_keys_cli(app)
     celery_init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a router every client would otherwise share its address: one attacker's failed
+        # sign-ins would lock everyone out, and the per-address rate limits would be shared.
+        # Outermost, so that everything behind it (system/middleware.py too) sees the client's.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app
+
+
+class NoCookieSessions(SessionInterface):
+    """No cookie session: the API signs in with bearer tokens and its pages keep theirs in the
+    browser's storage. Flask's default would build a signing serializer on every request (a secret
+    key is set) only to find no cookie."""
+
+    def open_session(self, app: Flask, request: Request) -> NullSession:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
 
 
 def _private_instance_dir(path: str) -> None:

@@ -10,11 +10,13 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
+
+from .logs import request_id
 
 log = logging.getLogger(__name__)
 
@@ -227,19 +229,19 @@ def app_error_response(error: AppError):
 
 
 def store_outage_response(error: Exception):
-    log.warning("a store is unreachable (request_id=%s): %s", g.get("request_id"), type(error).__name__, exc_info=True)
+    log.warning("a store is unreachable (request_id=%s): %s", request_id(), type(error).__name__, exc_info=True)
     return app_error_response(ServiceUnavailable())
 
 
 def unexpected_error_response(error: Exception):
-    request_id = g.get("request_id")
-    log.exception("unhandled error (request_id=%s)", request_id)
+    answered_id = request_id()
+    log.exception("unhandled error (request_id=%s)", answered_id)
     return envelope(
         500,
         "INTERNAL_ERROR",
         "An unexpected error occurred; quote the request id when reporting it",
         error_type(500),
-        {"request_id": request_id},
+        {"request_id": answered_id},
     )
 
 

@@ -40,6 +40,11 @@ def context() -> dict[str, Any]:
     return dict(_context.get() or {})
 
 
+def request_id() -> str | None:
+    """The id of the request being answered (in a task: of the request that started it)."""
+    return (_context.get() or {}).get("request_id")
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in (_context.get() or {}).items():

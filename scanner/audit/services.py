@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, g, has_request_context
+from flask import current_app, has_request_context
 from flask_limiter.util import get_remote_address
 from sqlalchemy import delete, func, insert, select
 
 from ..db_types import new_uuid, utcnow
 from ..errors import AppError
 from ..extensions import db
+from ..logs import request_id
 from .models import AuditEvent
 
 # The actions, named <object>.<verb>, so a filter on a prefix finds a family.
@@ -70,7 +71,7 @@ def _values(
         "target_type": target_type,
         "target_id": str(target_id) if target_id is not None else None,
         "outcome": outcome,
-        "request_id": g.get("request_id") if in_request else None,
+        "request_id": request_id() if in_request else None,
         "details": {k: _short(v) for k, v in (details or {}).items()},
     }
 

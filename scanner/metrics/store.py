@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections import Counter
+from typing import Protocol
 
 from celery import signals
 from flask import Flask, appcontext_tearing_down, current_app
@@ -87,6 +88,39 @@ def totals() -> Counter[tuple[str, Labels]]:
     return found
 
 
+class Batch(Protocol):
+    """Counts a process adds up in memory and stores now and then."""
+
+    def has_pending(self) -> bool: ...
+
+    def flush(self) -> None:
+        """Store what is pending (in an app context); keep it for the next flush if no store takes it."""
+
+
+class _SharedCounters:
+    has_pending = staticmethod(has_pending)
+    flush = staticmethod(flush)
+
+
+# Every batch this process flushes: the shared counters, and what a feature adds (flush_along).
+_batches: list[Batch] = [_SharedCounters()]
+
+
+def flush_along(batch: Batch) -> None:
+    """Store `batch` with the shared counters, by the same flusher: one per process, whatever it counts."""
+    if batch not in _batches:
+        _batches.append(batch)
+
+
+def _pending() -> bool:
+    return any(batch.has_pending() for batch in _batches)
+
+
+def _flush_all() -> None:
+    for batch in _batches:
+        batch.flush()
+
+
 class _Batches:
     """When this process stores its counts: when an app context ends (a request, a task) and
     METRICS_FLUSH_SECONDS have passed since the last flush; otherwise a timer does it once they
@@ -101,12 +135,12 @@ class _Batches:
         self.last, self.timer, self.lock = 0.0, None, threading.Lock()
 
     def at_teardown(self, sender: Flask, **kwargs: object) -> None:
-        if not has_pending():
-            return
+        if self.timer is not None or not _pending():
+            return  # the timer set will store it
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
-            flush()
+            _flush_all()
             return
         with self.lock:
             if self.timer is None:
@@ -121,9 +155,9 @@ class _Batches:
             pass  # its end flushes
 
     def final(self, **kwargs: object) -> None:
-        if has_pending():
+        if _pending():
             with self.app.app_context():
-                flush()
+                _flush_all()
 
 
 def init_shared_counters(app: Flask) -> None:

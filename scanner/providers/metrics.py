@@ -1,9 +1,10 @@
 """Request counts per hour, by route template and status, shared by every web process.
 
 Each web process adds its counts up in memory and writes them every `METRICS_FLUSH_SECONDS`
-(1 s by default; a flusher in the background writes what an idle process holds, and a process
-writes what it holds as it exits): a count reaches /api/providers/metrics within that delay,
-the answering process's own at once. 0 writes each request as it ends.
+(1 s by default), with the shared counters and by the same flusher (scanner/metrics/store.py: a
+timer writes what an idle process holds, and a process writes what it holds as it exits): a count
+reaches /api/providers/metrics within that delay, the answering process's own at once. 0 writes
+each request as it ends.
 
 With Redis: one hash per hour (`HINCRBY` on "<status> <route>", expiring after the retention),
 one pipelined round trip per write. Without Redis, or while it is down: the `request_counts`
@@ -12,27 +13,23 @@ table, one transaction per write. The summary adds both, so an outage loses no c
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import time
 from collections import Counter
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..auth import redis_store
 from ..db_types import utcnow
 from ..extensions import db
-from ..request_args.ids import route_template
+from ..metrics.store import flush_along
 from .models import RequestCount
 
 log = logging.getLogger(__name__)
-
-UNMATCHED = "(no route)"
-_COUNTED = "scanner.metrics.counted"
 
 
 def _hour(now: float | None = None) -> int:
@@ -73,81 +70,49 @@ def _write(counts: Counter[tuple[int, str, int]]) -> None:
     _upsert(counts)
 
 
-class _Pending:
-    """This process's counts not yet written, and the flusher that writes them."""
+class _RequestCounts:
+    """This process's counts not yet written; the shared counters' flusher writes them
+    (scanner/metrics/store.py): every METRICS_FLUSH_SECONDS, as the process exits, and at once
+    when that is 0."""
 
     def __init__(self) -> None:
+        self._restart()
+        os.register_at_fork(after_in_child=self._restart)  # a forked child's parent writes its own
+
+    def _restart(self) -> None:
         self.counts: Counter[tuple[int, str, int]] = Counter()
         self.lock = threading.Lock()
-        self.pid = 0  # the process the flusher runs in: a forked child starts its own
 
-    def add(self, app: Flask, route: str, status: int) -> None:
+    def add(self, route: str, status: int) -> None:
         with self.lock:
-            if self.pid != os.getpid():  # the first count of this process: its flusher starts
-                self.pid = os.getpid()
-                self.counts = Counter()  # a forked child's parent had its own to write
-                threading.Thread(target=self._flusher, args=(app,), daemon=True, name="metrics-flush").start()
-                atexit.register(self.flush, app)
             self.counts[(_hour(), route, status)] += 1
 
-    def take(self) -> Counter[tuple[int, str, int]]:
+    def has_pending(self) -> bool:
+        return bool(self.counts)
+
+    def flush(self) -> None:
         with self.lock:
             taken, self.counts = self.counts, Counter()
-        return taken
-
-    def flush(self, app: Flask) -> None:
-        taken = self.take()
         if not taken:
             return
         try:
-            with app.app_context():
-                _write(taken)
+            _write(taken)
         except Exception:  # kept for the next write rather than lost
             log.warning("request counts not written yet", exc_info=True)
             with self.lock:
                 self.counts.update(taken)
 
-    def _flusher(self, app: Flask) -> None:
-        while True:
-            time.sleep(app.config["METRICS_FLUSH_SECONDS"])
-            self.flush(app)
 
-
-_pending = _Pending()
+_pending = _RequestCounts()
 
 
 def count_request(route: str, status: int) -> None:
-    """Count one request (in a request's or an app's context)."""
-    app = current_app._get_current_object()
-    if app.config["METRICS_FLUSH_SECONDS"] <= 0:
-        _write(Counter({(_hour(), route, status): 1}))
-    else:
-        _pending.add(app, route, status)
-
-
-def _remember(response: Response) -> Response:
-    request.environ[_COUNTED] = (route_template() or UNMATCHED, response.status_code)
-    return response
+    """Count one answered request (system/middleware.py counts each)."""
+    _pending.add(route, status)
 
 
 def init_request_counting(app: Flask) -> None:
-    """Count each request once the app is done with it: around the WSGI app, not in a request
-    hook, so the request's own transaction is over (on SQLite an open one would block the count)."""
-    app.after_request(_remember)
-    inner = app.wsgi_app
-
-    def counted(environ: dict, start_response):
-        result = inner(environ, start_response)
-        if _COUNTED in environ:
-            route, status = environ[_COUNTED]
-            try:
-                with app.app_context():
-                    count_request(route, status)
-            except Exception:  # a count is not worth a failed request
-                log.warning("request not counted", exc_info=True)
-        return result
-
-    app.wsgi_app = counted
+    flush_along(_pending)
 
 
 def _stored_counts(first_hour: int) -> Counter[tuple[str, int]]:
@@ -179,7 +144,7 @@ def _stored_counts(first_hour: int) -> Counter[tuple[str, int]]:
 
 def summary(hours: int) -> dict:
     """Seed 002's metrics body for the last `hours` hours (the current hour included)."""
-    _pending.flush(current_app._get_current_object())  # this process's own counts at once
+    _pending.flush()  # this process's own counts at once
     counts = _stored_counts(_hour() - hours + 1)
     by_status: Counter[str] = Counter()
     by_endpoint: Counter[str] = Counter()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
-from flask import request
 from werkzeug.routing import BaseConverter, Map
 
 from ..errors import ValidationFailed
@@ -41,9 +41,11 @@ ID_PARAMETER_SCHEMA = {"type": "string", "format": "uuid"}
 
 
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
+UNMATCHED = "(no route)"  # how logs and metrics name a request no route matched
 
 
-def route_template() -> str | None:
-    """The matched route with converters left out (`/api/files/<file_id>`), as logs and metrics
-    name it; None when no route matched."""
-    return _CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule else None
+@functools.lru_cache(maxsize=1024)
+def template_of(rule: str) -> str:
+    """A route as logs and metrics name it: the rule with converters left out
+    (`/api/files/<id:file_id>` -> `/api/files/<file_id>`); once per rule, not per request."""
+    return _CONVERTER.sub(r"<\1>", rule)

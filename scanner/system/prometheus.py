@@ -14,14 +14,16 @@ METRICS_ALLOWED_ADDRESSES (loopback by default).
 
 from __future__ import annotations
 
+import bisect
+import collections
 import hmac
 import logging
 import os
-import time
+import threading
 from collections.abc import Iterator
 
 import redis
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_limiter.util import get_remote_address
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -33,9 +35,8 @@ from ..db_types import utcnow
 from ..errors import Forbidden
 from ..extensions import db, limiter
 from ..metrics import counters
-from ..metrics.store import totals
+from ..metrics.store import flush_along, totals
 from ..redis_backoff import client as redis_client
-from ..request_args.ids import route_template
 
 log = logging.getLogger(__name__)
 
@@ -161,22 +162,69 @@ def _allowed() -> bool:
     return get_remote_address() in current_app.config["METRICS_ALLOWED_ADDRESSES"]
 
 
-def _observe(response: Response) -> Response:
-    route = route_template() or "(no route)"
-    started = g.get("started")
-    HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    if started is not None:
-        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
-    return response
+LATENCY_BOUNDS = (*HTTP_LATENCY._upper_bounds,)  # the buckets' upper bounds, +Inf last
+
+
+class _Answered:
+    """This process's answered requests not yet in prometheus-client's files: a write there takes
+    a lock and an mmap store per value, three a request, where adding up in memory costs a
+    dictionary update. The shared counters' flusher writes them (scanner/metrics/store.py): every
+    METRICS_FLUSH_SECONDS, as the process exits, and before this process answers a scrape."""
+
+    def __init__(self) -> None:
+        self._restart()
+        os.register_at_fork(after_in_child=self._restart)  # a forked child's parent writes its own
+
+    def _restart(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+        # (route, method) -> [observations in each bucket..., sum of the seconds]
+        self.latencies: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, route: str, method: str, status: int, seconds: float) -> None:
+        bucket = bisect.bisect_left(LATENCY_BOUNDS, seconds)  # the first bound >= seconds, as observe()
+        with self.lock:
+            self.counts[(route, method, status)] += 1
+            latency = self.latencies.get((route, method))
+            if latency is None:
+                latency = self.latencies[(route, method)] = [0.0] * (len(LATENCY_BOUNDS) + 1)
+            latency[bucket] += 1
+            latency[-1] += seconds
+
+    def has_pending(self) -> bool:
+        return bool(self.counts)
+
+    def flush(self) -> None:
+        with self.lock:
+            counts, latencies = self.counts, self.latencies
+            self.counts, self.latencies = collections.Counter(), {}
+        for (route, method, status), n in counts.items():
+            HTTP_REQUESTS.labels(route, method, str(status)).inc(n)
+        for (route, method), latency in latencies.items():
+            # Histogram.observe() one request at a time, for many: the same buckets and sum.
+            child = HTTP_LATENCY.labels(route, method)
+            for bucket, n in zip(child._buckets, latency[:-1], strict=True):
+                if n:
+                    bucket.inc(n)
+            child._sum.inc(latency[-1])
+
+
+_answered = _Answered()
+
+
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    """An answered request (system/middleware.py records each)."""
+    _answered.add(route, method, status, seconds)
 
 
 def init_prometheus(app: Flask) -> None:
-    app.after_request(_observe)
+    flush_along(_answered)
 
     @limiter.exempt
     def metrics() -> Response:
         if not _allowed():
             raise Forbidden("Metrics are for the scraper: send METRICS_TOKEN or call from an allowed address")
+        _answered.flush()  # this process's own requests at once
         registry = _registry()
         body = generate_latest(registry)
         state = CollectorRegistry()

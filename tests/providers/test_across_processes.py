@@ -49,6 +49,11 @@ def test_metrics_count_the_requests_of_every_web_process(start_web, make_admin, 
     route = {"route": "/api/auth/me", "method": "GET", "status": "200"}
     assert sample(scraped, "scanner_http_requests_total", **route) == sent
 
+    # Request ids each process made up for itself: none given twice, by either process.
+    lines = [line for line in _json_lines(server.logs_all()) if line.get("route") == "/api/auth/me"]
+    ids = [line["request_id"] for line in lines]
+    assert len(ids) == sent and len(set(ids)) == sent
+
 
 def test_batched_counts_of_every_process_arrive_even_when_it_goes_idle(start_web, make_admin, user):
     # As deployed: each process writes its counts every METRICS_FLUSH_SECONDS, not per request.

@@ -34,6 +34,25 @@ def test_requests_are_counted_by_route_template_method_and_status(client, user):
     assert "00000000-0000-0000-0000-000000000001" not in text
 
 
+def test_latency_buckets_sum_and_count_add_up_to_the_requests(client):
+    route = {"route": "/api/health", "method": "GET"}
+    name = "scanner_http_request_duration_seconds"
+
+    def latency() -> dict[str, float]:
+        text = scrape(client)
+        buckets = {le: sample(text, f"{name}_bucket", le=le, **route) for le in ("0.005", "30.0", "+Inf")}
+        return {**buckets, "count": sample(text, f"{name}_count", **route), "sum": sample(text, f"{name}_sum", **route)}
+
+    before = latency()
+    for _ in range(4):
+        client.get("/api/health")
+    after = latency()
+    assert after["count"] - before["count"] == after["+Inf"] - before["+Inf"] == 4
+    assert after["30.0"] - before["30.0"] == 4  # none of them took 30 s
+    assert before["0.005"] <= after["0.005"] <= after["30.0"]  # cumulative, as Prometheus reads them
+    assert 0 < after["sum"] - before["sum"] < 4 * 30
+
+
 def test_row_states_are_read_at_scrape_time(client, user):
     client.post("/api/auth/register", json={})  # any request: the point is the scrape below
     text = scrape(client)
