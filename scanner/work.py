@@ -30,15 +30,16 @@ import functools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from celery import Task
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, inspect, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 
 from .db_types import utcnow
 from .errors import AppError, QuotaExhausted
@@ -71,6 +72,8 @@ class WorkRows:
     active: tuple[str, ...]
     settings: str
     with_parent: InstrumentedAttribute | None = None
+    # Told the columns of a row `write` sent (the feature's cached reads may show some of them).
+    on_write: Callable[[Any, frozenset[str]], None] | None = None
 
     def setting(self, name: str) -> Any:
         return current_app.config[f"{self.settings}_{name}"]
@@ -129,6 +132,53 @@ def _claim_statement(rows: WorkRows, parent: InstrumentedAttribute | None) -> An
     if parent is None:
         return statement.returning(model)
     return statement.where(parent.property.primaryjoin).returning(model, parent.property.mapper.class_)
+
+
+def write(rows: WorkRows, row: Any) -> None:
+    """Send the row's changed columns in one UPDATE by its id, past the ORM's unit of work, and
+    mark them as saved. A step writes its row two or three times; the unit of work's flush costs
+    several times the statement itself. A row with a changed relationship is left to the flush."""
+    state = inspect(row)
+    if not state.committed_state:
+        return
+    columns = _columns(rows.model)
+    values = {}
+    for key, before in state.committed_state.items():
+        if key not in columns:
+            return
+        now = state.dict.get(key, NO_VALUE)
+        if now is not NO_VALUE and (before is NO_VALUE or before != now):
+            values[key] = now
+    if values:
+        names = frozenset(values)
+        db.session.execute(_write_statement(rows.model, names), {"row_id": row.id, **_bound(values)})
+        if rows.on_write is not None:
+            rows.on_write(row, names)
+    # As a flush leaves it: nothing pending, and no longer among the session's modified objects,
+    # which every later flush would otherwise walk through the unit of work again.
+    state._commit_all(state.dict, db.session().identity_map)
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(model: Any) -> frozenset[str]:
+    return frozenset(attr.key for attr in inspect(model).column_attrs)
+
+
+def _bound(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"new_{key}": value for key, value in values.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _write_statement(model: Any, names: frozenset[str]) -> Any:
+    """Built once per set of columns (a step changes the same few each time), so its compiled
+    form is found in SQLAlchemy's cache without building the statement again."""
+    mapper = inspect(model)
+    table = mapper.local_table
+    values = {}
+    for name in sorted(names):
+        column = mapper.column_attrs[name].columns[0]
+        values[column.key] = bindparam(f"new_{name}", type_=column.type)
+    return update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type)).values(values)
 
 
 class Lease:
@@ -192,6 +242,7 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
             db.session.commit()
             return delay
     setattr(row, rows.due.key, _due(delay))
+    write(rows, row)
     db.session.commit()
     return delay
 
@@ -218,6 +269,7 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         row.attempts = 0  # type: ignore[attr-defined]
         if not interactive:
             setattr(row, rows.due.key, _due(delay))
+            write(rows, row)
         db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from .. import work
 from ..api_keys import selection
@@ -25,12 +25,13 @@ from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.storage import blob_store
+from ..insert_many import insert_many
 from ..virustotal.errors import NotFoundError, VirusTotalError
 from ..virustotal.reports import detection_ratio, parse_stats
 from ..virustotal.store import file_object_from_analysis, get_report, save_report
 from . import flight
 from .models import EngineResult, Scan
-from .results.cache import changed_after_commit
+from .results.cache import changed_after_commit, columns_changed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +56,12 @@ def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 
-SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file)
+def _written(scan: Scan, columns: frozenset[str]) -> None:
+    # Written past the ORM (work.write): the owner's cached reads are retired by hand.
+    columns_changed(scan.user_id, columns)
+
+
+SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file, on_write=_written)
 # The keys the running step read for its first VirusTotal call.
 _step_keys: ContextVar[selection.KeyChoice | None] = ContextVar("scan_step_keys", default=None)
 
@@ -138,6 +144,7 @@ def _vt(scan: Scan, fn: Callable[[Any], T]) -> T:
     if keys is None:
         keys = selection.choose(scan.user_id, scan.api_key_id)
         _step_keys.set(keys)
+    work.write(SCANS, scan)
     db.session.commit()
     return keys.call(fn)
 
@@ -290,7 +297,6 @@ def _record(scan: Scan, report: dict, source: str) -> None:
         db.session.execute(delete(EngineResult).where(EngineResult.scan_id == scan.id))
     verdicts = [
         {
-            "scan_id": scan.id,
             "engine_name": str(verdict.get("engine_name") or engine)[:100],
             "engine_version": _text(verdict.get("engine_version"), 100),
             "category": str(verdict.get("category") or "undetected")[:32],
@@ -300,10 +306,9 @@ def _record(scan: Scan, report: dict, source: str) -> None:
         }
         for engine, verdict in sorted((attributes.get("last_analysis_results") or {}).items())
     ]
-    if verdicts:
-        # One multi-row INSERT: some seventy rows a scan, which as ORM objects cost more CPU than
-        # the rest of the step together.
-        db.session.execute(insert(EngineResult.__table__), verdicts)
+    # Some seventy rows a scan, in one statement (as ORM objects they cost more CPU than the rest
+    # of the step together, and as an executemany still a good part of it).
+    insert_many(EngineResult.__table__, verdicts, scan_id=scan.id)
     scan.status, scan.stage, scan.report_source, scan.error = "completed", "done", source, None
     _settled(scan)
 

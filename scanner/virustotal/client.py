@@ -1,25 +1,38 @@
 """The only code that talks HTTP to VirusTotal (API v3).
 
-One `requests.Session` per process carries the connection pool; the API key travels per
-request, because one worker process serves many users' keys.
+One urllib3 `PoolManager` per process carries the connection pools (one per proxy, when the
+environment names one); the API key travels per request, because one worker process serves many
+users' keys. urllib3 directly, not requests: a call costs half the CPU, and a worker spends a good
+share of each scan on its calls.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import ssl
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+import certifi
+import urllib3
 from requests_toolbelt.multipart.encoder import MultipartEncoder
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.exceptions import TimeoutError as TransportTimeout
 
 from ..metrics import SharedCounter
 from .errors import (
@@ -52,6 +65,7 @@ VT_REQUESTS = SharedCounter("scanner_virustotal_requests_total", "Requests to Vi
 
 DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
 USER_AGENT = "scanner/1.0 (gzip)"
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", "Accept": "application/json"}
 
 MiB = 1024 * 1024
 # POST /files takes bodies up to 32 MB. Like vt-go, files over 30 MB take the upload_url route,
@@ -59,77 +73,96 @@ MiB = 1024 * 1024
 DIRECT_UPLOAD_MAX_BYTES = 30 * MiB
 MAX_UPLOAD_BYTES = 650 * MiB
 
-_POOL_CONNECTIONS = 4
+_POOLS = 4  # hosts: the API and the upload host
 _POOL_MAXSIZE = 16
 
-_session: requests.Session | None = None
-_session_lock = threading.Lock()
-# Sessions inherited from the parent of a fork: kept referenced and never closed in the child,
-# since closing takes urllib3 pool locks a vanished parent thread may hold.
-_inherited_sessions: list[requests.Session] = []
 
+class _Pools:
+    """This process's connection pools: a PoolManager for direct requests and a ProxyManager per
+    proxy the environment names (read once: it does not change while the process runs)."""
 
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    # requests reads the proxy and CA-bundle variables again on every request (a walk over the
-    # whole environment, a few hundred microseconds); they are read once per host instead
-    # (`_environment`), as they do not change while the process runs.
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=_POOL_CONNECTIONS, pool_maxsize=_POOL_MAXSIZE, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", "Accept": "application/json"})
-    return session
+    def __init__(self) -> None:
+        # REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, as operators already set them for requests and curl.
+        ca_certs = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+        self._options = {"num_pools": _POOLS, "maxsize": _POOL_MAXSIZE, "headers": HEADERS, "ca_certs": ca_certs}
+        self.direct = urllib3.PoolManager(**self._options)
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.direct.headers
+
+    def for_url(self, scheme: str, host: str) -> urllib3.PoolManager:
+        proxy = _proxy_for(scheme, host)
+        if proxy is None:
+            return self.direct
+        with self._lock:
+            if proxy not in self._proxied:
+                self._proxied[proxy] = urllib3.ProxyManager(proxy, **self._options)
+            return self._proxied[proxy]
+
+    def clear(self) -> None:
+        self.direct.clear()
+        for manager in self._proxied.values():
+            manager.clear()
 
 
 @functools.lru_cache(maxsize=64)
-def _environment(scheme: str, host: str) -> dict[str, Any]:
-    """What requests would take from the environment for a URL of this scheme and host: its
-    proxies (NO_PROXY honoured) and the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)."""
-    proxies = requests.utils.get_environ_proxies(f"{scheme}://{host}/")
-    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    return {"proxies": proxies, "verify": verify}
+def _proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for this scheme and host (HTTPS_PROXY, HTTP_PROXY,
+    ALL_PROXY; NO_PROXY honoured), or None."""
+    hostname = urlsplit(f"{scheme}://{host}/").hostname or host
+    if urllib.request.proxy_bypass(hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(scheme) or proxies.get("all") or None
 
 
-def _shared_session() -> requests.Session:
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = _new_session()
-        return _session
+_pools: _Pools | None = None
+_pools_lock = threading.Lock()
+# Pools inherited from the parent of a fork: kept referenced and never closed in the child,
+# since closing takes urllib3 pool locks a vanished parent thread may hold.
+_inherited_pools: list[_Pools] = []
+
+
+def _shared_pools() -> _Pools:
+    global _pools
+    with _pools_lock:
+        if _pools is None:
+            _pools = _Pools()
+        return _pools
 
 
 def close_session() -> None:
-    """Close this process's session (at shutdown); the next request opens a new one."""
-    global _session
-    with _session_lock:
-        session, _session = _session, None
-    if session is not None:
-        session.close()
+    """Close this process's connections (at shutdown); the next request opens new ones."""
+    global _pools
+    with _pools_lock:
+        pools, _pools = _pools, None
+    if pools is not None:
+        pools.clear()
 
 
-def _forget_session_in_child() -> None:
-    global _session, _session_lock
-    if _session is not None:
-        _inherited_sessions.append(_session)
-    _session = None
-    _session_lock = threading.Lock()
+def _forget_pools_in_child() -> None:
+    global _pools, _pools_lock
+    if _pools is not None:
+        _inherited_pools.append(_pools)
+    _pools = None
+    _pools_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_session_in_child)
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
-_TRANSPORT_ERRORS = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
+# With retries off, urllib3 raises the failure itself: these are the ones of the transport
+# (a bad URL, say, is not one, and reaches the caller as it is).
+_TRANSPORT_ERRORS = (TransportTimeout, NewConnectionError, ProtocolError, ProxyError, SSLError)
 # A token's refund: what `acquire` may return, called when the request never reached VirusTotal.
 Refund = Callable[[], None]
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and what it wraps: requests hides urllib3's error in args, urllib3 its
-    cause in `reason`."""
+    """The exception and what it wraps: urllib3 keeps the socket's error as the cause, or in
+    `args` or `reason` (a proxy's)."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -154,19 +187,20 @@ def _connection_error(exc: BaseException, url: str, timeout: tuple[float, float]
 
     if found(NameResolutionError):
         return VTConnectionError(f"name resolution failed for {host}", reached=False)
-    if found(requests.exceptions.ConnectTimeout):
+    # urllib3 derives a refused or unroutable connection from ConnectTimeoutError too.
+    if any(isinstance(c, ConnectTimeoutError) and not isinstance(c, NewConnectionError) for c in causes):
         return VTConnectionError(f"no connection to {address} within {timeout[0]:g} s", reached=False)
     if found(ssl.SSLCertVerificationError):
         return VTConnectionError(f"the certificate of {host} could not be verified", reached=False)
-    if found(requests.exceptions.SSLError):
+    if found(SSLError, ssl.SSLError):
         return VTConnectionError(f"the secure connection to {host} failed", reached=False)
-    if found(requests.exceptions.ProxyError):
+    if found(ProxyError):
         return VTConnectionError("the proxy could not be reached", reached=False)
     if found(ConnectionRefusedError):
         return VTConnectionError(f"connection refused by {address}", reached=False)
     if found(NewConnectionError):
         return VTConnectionError(f"no route to {address}", reached=False)
-    if found(requests.exceptions.ReadTimeout):
+    if found(ReadTimeoutError):
         return VTConnectionError(f"no answer within {timeout[1]:g} s", reached=True)
     return VTConnectionError("the connection was dropped before the answer came", reached=True)
 
@@ -195,31 +229,32 @@ class VirusTotalClient:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         self._acquire = acquire
 
     def __repr__(self) -> str:
         return f"VirusTotalClient(base_url={self.base_url!r})"
 
-    def _request(self, method: str, target: str, *, data: Any = None, headers: dict[str, str] | None = None) -> Any:
+    def _request(self, method: str, target: str, *, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         url = target if target.startswith(("http://", "https://")) else self.base_url + target
         refund = self._acquire() if self._acquire is not None else None
-        request_headers = {"x-apikey": self._api_key, **(headers or {})}
+        parts = urlsplit(url)
+        pools = _shared_pools()
         try:
-            # No redirects: requests would replay the x-apikey header to whatever host they name.
-            parts = urlsplit(url)
-            response = _shared_session().request(
+            # No redirects: following one would replay the x-apikey header to whatever host it names.
+            response = pools.for_url(parts.scheme, parts.netloc).request(
                 method,
                 url,
-                data=data,
-                headers=request_headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-                **_environment(parts.scheme, parts.netloc),
+                body=body,
+                headers={**pools.headers, "x-apikey": self._api_key, **(headers or {})},
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
             )
         except _TRANSPORT_ERRORS as exc:
             error = _connection_error(exc, url, self.timeout)
             # The library's text (hosts, pools, errno) is for the operator, not for API answers.
-            detail, parts = str(exc), urlsplit(url)
+            detail = str(exc)
             for secret in (parts.query, "" if url.startswith(self.base_url) else parts.path):
                 detail = detail.replace(secret, "[hidden]") if secret else detail
             VT_REQUESTS.inc(self._endpoint(method, url), error.code)
@@ -229,20 +264,17 @@ class VirusTotalClient:
             if refund is not None and not error.reached:
                 self._refund(refund)
             raise error from exc
-        if not 200 <= response.status_code < 300:
-            raise self._logged(method, url, self._redacted(error_from_response(response.status_code, response.content)))
+        status = response.status
+        if not 200 <= status < 300:
+            raise self._logged(method, url, self._redacted(error_from_response(status, response.data)))
         try:
-            body = response.json()
+            answer = json.loads(response.data)
         except ValueError:
-            raise UnknownVTError(
-                "answer is not JSON", code="InvalidResponse", http_status=response.status_code
-            ) from None
-        if not isinstance(body, dict):
-            raise UnknownVTError(
-                "answer is not a JSON object", code="InvalidResponse", http_status=response.status_code
-            )
+            raise UnknownVTError("answer is not JSON", code="InvalidResponse", http_status=status) from None
+        if not isinstance(answer, dict):
+            raise UnknownVTError("answer is not a JSON object", code="InvalidResponse", http_status=status)
         VT_REQUESTS.inc(self._endpoint(method, url), "ok")
-        return body
+        return answer
 
     def _data(self, method: str, target: str, **kwargs: Any) -> Any:
         body = self._request(method, target, **kwargs)
@@ -272,7 +304,9 @@ class VirusTotalClient:
         # urllib3 2 renders the part header as `filename="<name>"` (WHATWG form, quotes and
         # line breaks percent-encoded); VirusTotal rejects the RFC 5987 `filename*=` form.
         encoder = MultipartEncoder(fields={"file": (filename or "file", source, "application/octet-stream")})
-        data = self._data("POST", target, data=encoder, headers={"Content-Type": encoder.content_type})
+        # Its length is known, so urllib3 sends it as it reads it (16 KiB at a time), not chunk-encoded.
+        headers = {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+        data = self._data("POST", target, body=encoder, headers=headers)
         return _analysis_id(data)
 
     def _upload_url(self) -> str:
@@ -298,7 +332,8 @@ class VirusTotalClient:
 
     def scan_url(self, url: str) -> str:
         """Submit a URL for analysis; returns the analysis id."""
-        return _analysis_id(self._data("POST", "/urls", data={"url": url}))
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        return _analysis_id(self._data("POST", "/urls", body=urlencode({"url": url}), headers=form))
 
     def get_domain(self, domain: str) -> dict[str, Any]:
         return self._data("GET", f"/domains/{_segment(domain)}")

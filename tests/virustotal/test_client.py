@@ -443,35 +443,68 @@ def test_the_key_never_shows_in_logs_reprs_or_errors(vt_emulator, caplog):
     assert secret not in everything
 
 
-# -- the shared session -----------------------------------------------------------------------------
+# -- the shared pools -----------------------------------------------------------------------------
 
 
-def test_session_sends_gzip_and_user_agent():
-    headers = client_module._shared_session().headers
+def test_every_request_asks_for_gzip_and_names_the_client():
+    headers = client_module._shared_pools().headers
     assert headers["Accept-Encoding"] == "gzip"
     assert "gzip" in headers["User-Agent"]
     assert "x-apikey" not in {name.lower() for name in headers}
 
 
-def test_a_forked_child_gets_its_own_session(vt_emulator, vt_key):
+def test_a_forked_child_gets_its_own_connections(vt_emulator, vt_key):
     api = make_client(vt_emulator, vt_key)
     api.get_ip("8.8.8.8")
-    parent_session = client_module._shared_session()
+    parent_pools = client_module._shared_pools()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # forking a threaded process, on purpose
         pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 3
         try:
-            fresh = client_module._shared_session() is not parent_session
+            fresh = client_module._shared_pools() is not parent_pools
             api.get_ip("8.8.8.8")
             code = 0 if fresh else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert client_module._shared_session() is parent_session
+    assert client_module._shared_pools() is parent_pools
     assert vt_emulator.statuses(vt_key) == {200: 2}
+
+
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """Proxy variables as set here, read afresh by new pools (the process reads them once)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    client_module.close_session()
+    client_module._proxy_for.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    client_module.close_session()
+    client_module._proxy_for.cache_clear()
+
+
+def test_the_environments_proxy_carries_the_requests(vt_emulator, vt_key, proxy_env):
+    closed = Emulator()
+    closed.start()
+    proxy = closed.url.split("/api/")[0]
+    closed.stop()
+    proxy_env.setenv("http_proxy", proxy)
+    with pytest.raises(errors.VTConnectionError) as caught:
+        make_client(vt_emulator, vt_key).get_ip("8.8.8.8")
+    assert str(caught.value) == "VirusTotal could not be reached (the proxy could not be reached)"
+    assert not caught.value.reached
+    assert vt_emulator.total(vt_key) == 0
+
+
+def test_no_proxy_sends_the_requests_directly(vt_emulator, vt_key, proxy_env):
+    proxy_env.setenv("http_proxy", "http://proxy.scanner-test.invalid:3128")
+    proxy_env.setenv("no_proxy", "127.0.0.1,localhost")
+    assert make_client(vt_emulator, vt_key).get_ip("8.8.8.8")["id"] == "8.8.8.8"
+    assert vt_emulator.statuses(vt_key) == {200: 1}
 
 
 # -- streaming keeps memory flat --------------------------------------------------------------------

@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from flask import current_app
@@ -152,6 +152,13 @@ def changed_after_commit(user_id: uuid.UUID) -> None:
     """Retire the user's cached reads once the session commits: for changes written past the ORM
     (Core statements), which the session does not see."""
     db.session.info.setdefault(_CHANGED, set()).add(user_id)
+
+
+def columns_changed(user_id: uuid.UUID, columns: Iterable[str]) -> None:
+    """For a scan row written past the ORM: retire its owner's cached reads once the session
+    commits, if a read shows any of these columns."""
+    if not _BOOKKEEPING.issuperset(columns):
+        changed_after_commit(user_id)
 
 
 @event.listens_for(db.session, "after_commit")
