@@ -19,9 +19,11 @@ each, the count so far and the seconds until the window starts again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import redis
@@ -92,20 +94,26 @@ class DatabaseCounters:
         pass
 
 
+@dataclass(slots=True)
+class _Held:
+    """One window's numbers this process counted in Redis and has not handed out yet."""
+
+    ends: float
+    ranges: list[list[int]] = field(default_factory=list)  # [next, last], in the order taken
+    highest: int = 0  # the highest count Redis has told this process
+
+
 class Leases:
     """The numbers of each window this process counted in Redis and has not handed out yet."""
 
     def __init__(self) -> None:
-        # window -> (ranges of numbers [next, last] in the order taken, the highest count seen, end)
-        self._windows: OrderedDict[str, tuple[list[list[int]], list[int], float]] = OrderedDict()
+        self._windows: OrderedDict[str, _Held] = OrderedDict()
 
     def take(self, name: str) -> int | None:
         """The next number held for this window; None when none is left. No await point inside, so
         greenlets and threads of this process never take one number twice."""
-        found = self._windows.get(name)
-        if found is None:
-            return None
-        ranges = found[0]
+        held = self._windows.get(name)
+        ranges = held.ranges if held is not None else ()
         while ranges:
             span = ranges[0]
             if span[0] <= span[1]:
@@ -115,27 +123,27 @@ class Leases:
         return None
 
     def size(self, name: str, amount: int) -> int:
-        found = self._windows.get(name)
-        left = amount - (found[1][0] if found else 0)
+        held = self._windows.get(name)
+        left = amount - (held.highest if held is not None else 0)
         return max(1, min(LEASE_MAX, left // LEASE_SHARE))
 
     def add(self, name: str, first: int, last: int, ends: float, now: float) -> int:
         """Hold the numbers first..last (another request may have added some meanwhile: both are
         kept) and take the first."""
-        found = self._windows.get(name)
-        if found is None:
-            found = self._windows[name] = ([], [0], ends)
+        held = self._windows.get(name)
+        if held is None:
             self._forget_ended(now)
-        found[0].append([first + 1, last])
-        found[1][0] = max(found[1][0], last)
+            held = self._windows[name] = _Held(ends)
+        held.ranges.append([first + 1, last])
+        held.highest = max(held.highest, last)
         return first
 
     def _forget_ended(self, now: float) -> None:
-        while len(self._windows) > MEMORY_MAX_COUNTERS:
+        while len(self._windows) >= MEMORY_MAX_COUNTERS:
             self._windows.popitem(last=False)
-        for name, (_, _, ends) in list(self._windows.items())[:8]:  # the oldest: most often over
-            if ends <= now:
-                del self._windows[name]
+        oldest = itertools.islice(self._windows.items(), 8)  # the first made: the most often over
+        for name in [name for name, held in oldest if held.ends <= now]:
+            del self._windows[name]
 
     def clear(self) -> None:
         self._windows.clear()

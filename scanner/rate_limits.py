@@ -23,12 +23,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 from .errors import envelope, error_type
+
+if TYPE_CHECKING:
+    from .limit_counters import Window
 
 # The two header families of seed 002: windows up to a minute, and longer ones up to an hour.
 HEADER_WINDOWS = (("Minute", 1, 60), ("Hour", 61, 3600))
@@ -147,20 +151,20 @@ class RateLimiter:
 
     # -- each request -------------------------------------------------------------------------
 
-    def _windows(self, view: Callable) -> list[tuple[str, int, int]]:
-        """(counter key, amount, seconds) of every window this request spends."""
+    def _windows(self, view: Callable) -> list[Window]:
+        """(counter key, seconds, amount) of every window this request spends."""
         cfg = current_app.config
         client = rate_limit_key()
         found = [
-            (f"budget:{client}", cfg["RATE_LIMIT_PER_MINUTE"], 60),
-            (f"budget:{client}", cfg["RATE_LIMIT_PER_HOUR"], 3600),
+            (f"budget:{client}", 60, cfg["RATE_LIMIT_PER_MINUTE"]),
+            (f"budget:{client}", 3600, cfg["RATE_LIMIT_PER_HOUR"]),
         ]
         for declared in getattr(view, "rate_limits", ()):
             if declared.methods is not None and request.method not in declared.methods:
                 continue
             scope = declared.scope or request.endpoint
             who = declared.key() if declared.key else client
-            found += [(f"{scope}:{who}", rate.amount, rate.get_expiry()) for rate in parse_many(declared.rates())]
+            found += [(f"{scope}:{who}", rate.get_expiry(), rate.amount) for rate in parse_many(declared.rates())]
         return found
 
     def check(self) -> Response | None:
@@ -168,10 +172,10 @@ class RateLimiter:
         if not self.enabled or view is None or getattr(view, "rate_limit_exempt", False):
             return None
         windows = self._windows(view)
-        counts = self.counters.hit([(key, seconds, amount) for key, amount, seconds in windows], time.time())
+        counts = self.counters.hit(windows, time.time())
         counted = [
             Counted(amount, seconds, count, reset_in)
-            for (_, amount, seconds), (count, reset_in) in zip(windows, counts, strict=True)
+            for (_, seconds, amount), (count, reset_in) in zip(windows, counts, strict=True)
         ]
         g.rate_limit_windows = counted
         breached = [window for window in counted if window.breached]

@@ -35,11 +35,11 @@ def get_scan_for(user: User, scan_id: str) -> Scan:
 # A scan's status is what clients ask most often (they poll it): its few columns are read through
 # SQLAlchemy Core. Loading the whole entity into the session (31 columns, each described by the
 # driver, then the identity map) cost the web process twice as much as the rest of the read.
-_STATUS_COLUMNS = Scan.__table__.c
+_SCANS = Scan.__table__.c
 _STATUS = select(
-    _STATUS_COLUMNS.user_id,
-    *(_STATUS_COLUMNS[field.attribute or name] for name, field in ScanStatusSchema().fields.items()),
-).where(_STATUS_COLUMNS.id == bindparam("id"))
+    _SCANS.user_id,
+    *(_SCANS[field.attribute or name] for name, field in ScanStatusSchema().fields.items()),
+).where(_SCANS.id == bindparam("id"))
 
 
 def scan_status_for(user: User, scan_id: str) -> Mapping[str, Any]:
