@@ -231,6 +231,10 @@ class Config:
         # database is re-read this often only as a safety net.
         self.STREAM_POLL_SECONDS = env_float("STREAM_POLL_SECONDS", 1.0)
         self.STREAM_RECHECK_SECONDS = env_float("STREAM_RECHECK_SECONDS", 10.0)
+        # With Redis, each web process answers a scan's status from memory until an event says the
+        # scan changed, and for at most this long (scanner/scans/status_cache.py); 0 reads it each time.
+        self.STATUS_CACHE_SECONDS = env_float("STATUS_CACHE_SECONDS", 2.0)
+        self.STATUS_CACHE_MAX_ENTRIES = env_int("STATUS_CACHE_MAX_ENTRIES", 10_000)
 
         # Sign-in protection (scanner/auth/lockout.py, README "Sign-in protection"): failures per
         # account from one address; per account across addresses before delays start; per address

@@ -95,6 +95,12 @@ class _Listener:
         with self._lock:
             return sum(len(each) for each in self._waiters.values())
 
+    def _heard(self, name: bytes | None) -> None:
+        """An event on channel `name`; None: anything may have changed (connected or lost)."""
+        for observer in _observers:
+            observer(name)
+        self._wake(name)
+
     def _wake(self, name: bytes | None) -> None:
         with self._lock:
             woken = (
@@ -120,20 +126,30 @@ class _Listener:
                     elif message["type"] == "psubscribe":
                         failures = 0
                         self.connected.set()
-                        self._wake(None)  # anything may have changed while it was away
+                        self._heard(None)  # anything may have changed while it was away
                     elif message["type"] == "pmessage":
-                        self._wake(message["channel"])
+                        self._heard(message["channel"])
             except (redis.RedisError, OSError, ValueError) as error:
                 if self.connected.is_set() or failures == 0:
                     log.warning("event subscription lost, streams poll until it is back: %s", error)
                 self.connected.clear()
-                self._wake(None)
+                self._heard(None)
                 time.sleep(self.RETRY_SECONDS[min(failures, len(self.RETRY_SECONDS) - 1)])
                 failures += 1
             finally:
                 if pubsub is not None:
                     with contextlib.suppress(redis.RedisError, OSError):
                         pubsub.close()
+
+
+# Called by the listener with the channel of every event this process hears, and with None when
+# events may have been missed (the subscription is new, or lost): memories kept up to date by
+# events (scanner/scans/status_cache.py) drop what they hold then.
+_observers: list[Callable[[bytes | None], None]] = []
+
+
+def observe(observer: Callable[[bytes | None], None]) -> None:
+    _observers.append(observer)
 
 
 _listeners: dict[tuple[int, str], _Listener] = {}
@@ -149,6 +165,13 @@ def _listener(url: str) -> _Listener:
         if found is None:
             found = _listeners[key] = _Listener(url, channel("*", "*"))
     return found
+
+
+def hearing() -> bool:
+    """True while this process hears events as they happen (it subscribes on the first ask, and
+    never without Redis)."""
+    url = current_app.config.get("REDIS_URL")
+    return bool(url) and _listener(url).connected.is_set()
 
 
 def waiting_streams() -> int:

@@ -11,7 +11,7 @@ from ..request_args import links, multipart_file_body, parse_uuid
 from . import services
 from .body import body_readinto
 from .schemas import FileListArgsSchema, FileSchema, MessageSchema, UploadedFileSchema
-from .signals import announce_upload
+from .signals import announce_deletion, announce_upload
 from .storage import blob_store
 from .upload import receive_upload
 
@@ -105,7 +105,9 @@ class FileById(MethodView):
         """Delete a file, its scans, and its stored bytes when no one else uploaded them"""
         file = services.get_own_file(current_user(), file_id)
         audit.record("file.delete", actor=current_user(), target_type="file", target_id=file.id)
+        deleted = announce_deletion(file)
         key = services.delete_file(file)
         db.session.commit()
+        deleted()
         services.remove_blob(key)
         return {"message": "File deleted successfully"}

@@ -20,6 +20,11 @@ the keywords `user` and `api_key_id`. The one receiver, the scans feature, retur
 an exception it raises undoes the upload."""
 
 
+file_deleting = _signals.signal("file-deleting")
+"""Sent by DELETE /api/files/{id} with the File about to be deleted (its scans go with it) as the
+sender. A receiver may return a callable, called once the deletion is committed."""
+
+
 @dataclass
 class UploadAnswer:
     scan: dict[str, Any]  # the `scan` block of the upload's answer
@@ -31,3 +36,14 @@ def announce_upload(file: File, user: User, api_key_id: uuid.UUID | None) -> Upl
     if len(replies) != 1:
         raise RuntimeError(f"an upload needs exactly one receiver of file_uploaded, found {len(replies)}")
     return replies[0]
+
+
+def announce_deletion(file: File) -> Callable[[], None]:
+    """Tell the features that keep something of the file's scans; returns what to call after the commit."""
+    later = [reply for _, reply in file_deleting.send(file) if reply is not None]
+
+    def after_commit() -> None:
+        for each in later:
+            each()
+
+    return after_commit

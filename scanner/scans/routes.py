@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -57,4 +58,7 @@ class ScanStatus(MethodView):
     @blp.response(200, ScanStatusSchema)
     def get(self, scan_id):
         """Where a scan is: status, stage, detection ratio"""
-        return services.scan_status_for(current_user(), scan_id)
+        # The schema's JSON, made once per change of the scan (services.scan_status_for).
+        return current_app.response_class(
+            services.scan_status_for(current_user(), scan_id), mimetype="application/json"
+        )

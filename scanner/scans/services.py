@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import bindparam, select
 
 from .. import logs
 from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
+from ..errors import NotFound
+from ..events import publish
 from ..extensions import db
 from ..files.models import File
+from ..files.signals import file_deleting
 from ..request_args import parse_uuid
+from . import status_cache
 from .models import Scan
 from .schemas import ScanStatusSchema
 
@@ -33,21 +37,48 @@ def get_scan_for(user: User, scan_id: str) -> Scan:
 
 
 # A scan's status is what clients ask most often (they poll it): its few columns are read through
-# SQLAlchemy Core. Loading the whole entity into the session (31 columns, each described by the
-# driver, then the identity map) cost the web process twice as much as the rest of the read.
+# SQLAlchemy Core, and its JSON is made once per change of the scan (status_cache). Loading the whole
+# entity into the session (31 columns, each described by the driver, then the identity map) cost
+# the web process twice as much as the rest of the read.
 _SCANS = Scan.__table__.c
+_STATUS_SCHEMA = ScanStatusSchema()
 _STATUS = select(
     _SCANS.user_id,
-    *(_SCANS[field.attribute or name] for name, field in ScanStatusSchema().fields.items()),
+    *(_SCANS[field.attribute or name] for name, field in _STATUS_SCHEMA.fields.items()),
 ).where(_SCANS.id == bindparam("id"))
 
 
-def scan_status_for(user: User, scan_id: str) -> Mapping[str, Any]:
-    """What ScanStatusSchema shows of a scan the user may read."""
+def scan_status_for(user: User, scan_id: str) -> str:
+    """ScanStatusSchema's JSON of a scan the user may read (remembered while events say the scan
+    has not changed, scanner/scans/status_cache.py)."""
     from ..auth.access import owned_or_404
 
-    row = db.session.execute(_STATUS, {"id": parse_uuid(scan_id, "scan ID")}).first()
-    return owned_or_404(row, user, "Scan not found")._mapping
+    ident = parse_uuid(scan_id, "scan ID")
+    found = status_cache.get(ident)
+    if found is None:
+        began = status_cache.reading()
+        row = db.session.execute(_STATUS, {"id": ident}).first()
+        if row is None:
+            raise NotFound("Scan not found")
+        found = status_cache.Status(
+            row.user_id, current_app.json.dumps(_STATUS_SCHEMA.dump(row._mapping), separators=(",", ":"))
+        )
+        status_cache.keep(ident, found, began)
+    return owned_or_404(found, user, "Scan not found").body
+
+
+@file_deleting.connect
+def _deleted_with_file(file: File, **_: Any):
+    """The file's scans go with it: after the commit, this process forgets their statuses at once
+    and the others (and the streams following them) hear that they changed."""
+    scan_ids = db.session.scalars(select(Scan.id).where(Scan.file_id == file.id)).all()
+
+    def announce() -> None:
+        for scan_id in scan_ids:
+            status_cache.drop(scan_id)
+            publish("scan", scan_id)
+
+    return announce
 
 
 def start_scan(
