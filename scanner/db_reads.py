@@ -22,21 +22,22 @@ from .extensions import db
 def autocommit() -> Iterator[None]:
     """Within: the session's queries go to an autocommit connection, unless it already uses a
     connection (the sign-in check may have read the user), whose transaction they then join. No
-    connection is taken before a query needs one (a read answered from the cache takes none), and
-    the one taken goes back to the pool on the way out; the session's objects stay as they are."""
-    session = db.session()
-    transaction = session.get_transaction()
-    # A transaction begun without a connection (a remembered user attached to the session) has
-    # sent nothing yet; SQLAlchemy has no public way to ask whether it holds one.
-    if transaction is not None and transaction._connections:
-        yield
-        return
-    session.info[AUTOCOMMIT] = True
+    session is made and no connection taken before a query needs one (a read answered from memory
+    or the cache makes neither), and the connection taken goes back to the pool on the way out;
+    the session's objects stay as they are."""
+    if db.session.registry.has():
+        transaction = db.session().get_transaction()
+        # A transaction begun without a connection (a user put into the session) has sent nothing
+        # yet; SQLAlchemy has no public way to ask whether it holds one.
+        if transaction is not None and transaction._connections:
+            yield
+            return
+    began = AUTOCOMMIT.set(True)
     try:
         yield
     finally:
-        session.info.pop(AUTOCOMMIT, None)
-        if (transaction := session.get_transaction()) is not None:
+        AUTOCOMMIT.reset(began)
+        if db.session.registry.has() and (transaction := db.session().get_transaction()) is not None:
             transaction.close()
 
 

@@ -4,11 +4,14 @@ of its queries to an autocommit connection (scanner/db_reads.py) before it has t
 from __future__ import annotations
 
 import weakref
+from contextvars import ContextVar
 
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy.engine import Engine
 
-AUTOCOMMIT = "scanner.autocommit"
+# Set while a block's queries go to autocommit connections (a context variable: each request's,
+# greenlet's or thread's own), so that no session need exist before a query does.
+AUTOCOMMIT: ContextVar[bool] = ContextVar("scanner.autocommit", default=False)
 _autocommit_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -22,6 +25,6 @@ def _autocommit(engine: Engine) -> Engine:
 class Session(FlaskSession):
     def get_bind(self, *args, **kwargs):
         bind = super().get_bind(*args, **kwargs)
-        if self.info.get(AUTOCOMMIT) and isinstance(bind, Engine):
+        if AUTOCOMMIT.get() and isinstance(bind, Engine):
             return _autocommit(bind)
         return bind

@@ -23,6 +23,7 @@ from flask_jwt_extended.exceptions import (
     WrongTokenError,
 )
 from jwt import PyJWTError
+from sqlalchemy import inspect
 
 from ..errors import Forbidden, NotFound
 from ..extensions import db, jwt
@@ -45,7 +46,7 @@ def _lookup(payload: dict) -> User | None:
     except (KeyError, ValueError):
         return None
     now_in = generation.current()
-    user = token_cache.cached_user(db.session, user_id, now_in)
+    user = token_cache.cached_user(user_id, now_in)
     if user is None:
         user = db.session.get(User, user_id)
         if user is not None:
@@ -54,6 +55,18 @@ def _lookup(payload: dict) -> User | None:
 
 
 def current_user() -> User:
+    """The signed-in user's row in this request's session: to change it, or to follow what it
+    links to. A remembered user is put into the session on the first call."""
+    user = g.token_user
+    if inspect(user).detached:
+        user = g.token_user = token_cache.attach(db.session(), user)
+    return user
+
+
+def signed_in_user() -> User:
+    """Who is asking, as last checked: their id and role, for access checks and for what they own.
+    It may be outside the request's session (a request that reads from elsewhere, a cache, then
+    makes none), so a change made to it is not saved: current_user() for that."""
     return g.token_user
 
 
@@ -155,7 +168,7 @@ def refresh_token_required(fn: Callable) -> Callable:
 
 def roles_required(*roles: str) -> Callable[[Callable], Callable]:
     def check() -> None:
-        if current_user().role not in roles:
+        if signed_in_user().role not in roles:
             raise Forbidden(f"This needs the {' or '.join(roles)} role")
 
     return _guard(refresh=False, check=check)

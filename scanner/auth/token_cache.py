@@ -127,22 +127,28 @@ def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | No
 _USER_MAPPER = inspect(User)
 
 
-def cached_user(session: Session, user_id: uuid.UUID, now_in: int | None) -> User | None:
-    """The user as this process last read it, put into `session` without a query; None if unknown
-    or no longer trusted (`now_in`: the current generation)."""
+def cached_user(user_id: uuid.UUID, now_in: int | None) -> User | None:
+    """The user as this process last read it, outside any session (`attach` puts it in one); None
+    if unknown or no longer trusted (`now_in`: the current generation)."""
     if _seconds() <= 0:
         return None
     found = _users.get(user_id, time.monotonic())
     if found is None or not _trusted(*found[1:], now_in):
         return None
-    attached = session.identity_map.get(_USER_MAPPER.identity_key_from_primary_key((user_id,)))
-    if attached is not None:
-        return attached
-    # Built as a query would load it, then attached to the session as persistent: User(**values)
-    # and Session.merge() cost a signed-in request more than its own database read.
+    # Built as a query would load it: User(**values) cost a signed-in request more than its own
+    # database read.
     user = _USER_MAPPER.class_manager.new_instance()
     user.__dict__.update(found[0])
     make_transient_to_detached(user)
+    return user
+
+
+def attach(session: Session, user: User) -> User:
+    """`user` (from `cached_user`) as a persistent object of `session`, without a query: the one
+    the session already holds, if it loaded the row meanwhile."""
+    attached = session.identity_map.get(_USER_MAPPER.identity_key_from_primary_key((user.id,)))
+    if attached is not None:
+        return attached
     session.add(user)
     return user
 

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from ..auth.access import current_user, login_required
+from ..auth.access import current_user, login_required, signed_in_user
 from ..extensions import db
 from ..request_args import links
 from . import presenters, services, tasks
@@ -96,5 +96,5 @@ class LookupHistory(MethodView):
     @blp.response(200, LookupHistoryPageSchema)
     def get(self, query: services.LookupQuery):
         """Your lookups, filtered (type, verdict, status, indicator, dates), sorted and paged"""
-        page = services.history_page(current_user().id, query)
+        page = services.history_page(signed_in_user().id, query)
         return {"lookups": [presenters.history_row(row) for row in page["lookups"]], "pagination": page["pagination"]}

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from .. import audit
-from ..auth.access import current_user, login_required
+from ..auth.access import current_user, login_required, signed_in_user
 from ..db_reads import read_only
 from ..extensions import db
 from ..files.routes import SCAN_OPERATIONS
@@ -60,5 +60,5 @@ class ScanStatus(MethodView):
         """Where a scan is: status, stage, detection ratio"""
         # The schema's JSON, made once per change of the scan (services.scan_status_for).
         return current_app.response_class(
-            services.scan_status_for(current_user(), scan_id), mimetype="application/json"
+            services.scan_status_for(signed_in_user(), scan_id), mimetype="application/json"
         )

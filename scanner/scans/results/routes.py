@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from ... import audit
-from ...auth.access import current_user, login_required
+from ...auth.access import current_user, login_required, signed_in_user
 from ...db_reads import read_only
 from ...db_types import utcnow
 from ...extensions import db
@@ -49,7 +49,7 @@ class ScanHistory(MethodView):
     @blp.response(200, ScanHistoryPageSchema)
     def get(self, query: services.HistoryQuery):
         """Your scans, filtered, sorted and paged"""
-        return services.history_page(current_user().id, query)
+        return services.history_page(signed_in_user().id, query)
 
 
 @blp.route("/results/export")
