@@ -231,10 +231,11 @@ class Config:
         # database is re-read this often only as a safety net.
         self.STREAM_POLL_SECONDS = env_float("STREAM_POLL_SECONDS", 1.0)
         self.STREAM_RECHECK_SECONDS = env_float("STREAM_RECHECK_SECONDS", 10.0)
-        # With Redis, each web process answers a scan's status from memory until an event says the
-        # scan changed, and for at most this long (scanner/scans/status_cache.py); 0 reads it each time.
-        self.STATUS_CACHE_SECONDS = env_float("STATUS_CACHE_SECONDS", 2.0)
-        self.STATUS_CACHE_MAX_ENTRIES = env_int("STATUS_CACHE_MAX_ENTRIES", 10_000)
+        # With Redis, each web process answers a scan's status and history pages from memory until
+        # an event says they changed, and for at most this long (scanner/event_memory.py); 0 reads
+        # them afresh each time.
+        self.READ_MEMORY_SECONDS = env_float("READ_MEMORY_SECONDS", 2.0)
+        self.READ_MEMORY_MAX_OBJECTS = env_int("READ_MEMORY_MAX_OBJECTS", 10_000)
 
         # Sign-in protection (scanner/auth/lockout.py, README "Sign-in protection"): failures per
         # account from one address; per account across addresses before delays start; per address

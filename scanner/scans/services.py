@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import bindparam, select
@@ -13,12 +13,12 @@ from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
 from ..errors import NotFound
+from ..event_memory import Memory
 from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.signals import file_deleting
 from ..request_args import parse_uuid
-from . import status_cache
 from .models import Scan
 from .schemas import ScanStatusSchema
 
@@ -48,22 +48,28 @@ _STATUS = select(
 ).where(_SCANS.id == bindparam("id"))
 
 
+_STATUSES = Memory("scan")  # kept while the scan's events say it has not changed
+
+
+class _Status(NamedTuple):
+    user_id: uuid.UUID  # whose scan it is
+    body: str  # the answer's JSON
+
+
 def scan_status_for(user: User, scan_id: str) -> str:
-    """ScanStatusSchema's JSON of a scan the user may read (remembered while events say the scan
-    has not changed, scanner/scans/status_cache.py)."""
+    """ScanStatusSchema's JSON of a scan the user may read."""
     from ..auth.access import owned_or_404
 
-    ident = parse_uuid(scan_id, "scan ID")
-    found = status_cache.get(ident)
+    scan_uuid = parse_uuid(scan_id, "scan ID")
+    ident = str(scan_uuid)
+    found = _STATUSES.get(ident)
     if found is None:
-        began = status_cache.reading()
-        row = db.session.execute(_STATUS, {"id": ident}).first()
+        began = _STATUSES.reading()
+        row = db.session.execute(_STATUS, {"id": scan_uuid}).first()
         if row is None:
             raise NotFound("Scan not found")
-        found = status_cache.Status(
-            row.user_id, current_app.json.dumps(_STATUS_SCHEMA.dump(row._mapping), separators=(",", ":"))
-        )
-        status_cache.keep(ident, found, began)
+        found = _Status(row.user_id, current_app.json.dumps(_STATUS_SCHEMA.dump(row._mapping), separators=(",", ":")))
+        _STATUSES.keep(ident, found, began)
     return owned_or_404(found, user, "Scan not found").body
 
 
@@ -75,7 +81,7 @@ def _deleted_with_file(file: File, **_: Any):
 
     def announce() -> None:
         for scan_id in scan_ids:
-            status_cache.drop(scan_id)
+            _STATUSES.drop(str(scan_id))
             publish("scan", scan_id)
 
     return announce

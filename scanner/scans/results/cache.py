@@ -16,6 +16,10 @@ that a later bump retires, or was read after the change.
 The cache is only ever an optimisation: any cache error (Redis down) is logged and the read goes
 to the database.
 
+Each web process also keeps the reads it made or fetched (scanner/event_memory.py) until the
+user's version changes: a new version is published as an event, and dropped at once in the process
+that made it.
+
 Besides the explicit `bump_scans_version` calls, ORM changes to `Scan` or `File` rows bump their
 owners' tokens after the commit (see `_watch_session`), so a code path that forgets to call it
 cannot make a read stale. Core `insert()`/`update()`/`delete()` statements bypass the ORM and still
@@ -35,6 +39,8 @@ from flask import current_app
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from ...event_memory import Memory
+from ...events import publish
 from ...extensions import cache, db
 from ...files.models import File
 from ...metrics import count_cache
@@ -65,13 +71,18 @@ def _failed(operation: str, error: Exception) -> None:
     _backoff.failed(operation, error, cache.cache)
 
 
+_REMEMBERED = Memory("results")  # a user's reads, kept while their version stands
+
+
 def bump_scans_version(user_id: uuid.UUID | str) -> None:
     """Retire every cached read of this user's scans. Call it after committing any change to the
     user's scans, engine results or files; never raises."""
+    _REMEMBERED.drop(str(user_id))
     try:
         cache.set(_version_key(user_id), uuid.uuid4().hex, timeout=0)
     except Exception as error:  # a failed bump leaves entries to expire on their timeout
         _failed("bump", error)
+    publish("results", user_id)  # after the new version: a process that hears it reads that one
 
 
 def _new_token(user_id: uuid.UUID | str) -> str | None:
@@ -99,7 +110,14 @@ def cached_read(
     changed since it was stored. `keep` decides whether a fresh value is worth storing."""
     if not _available():
         return compute()
-    key = f"results:{kind}:{user_id}:{_digest(params)}"
+    digest = _digest(params)
+    owner, part = str(user_id), (kind, digest)
+    remembered = _REMEMBERED.get(owner, part)
+    if remembered is not None:
+        count_cache("results", hits=1, misses=0)
+        return remembered
+    began = _REMEMBERED.reading()  # before the version is read
+    key = f"results:{kind}:{user_id}:{digest}"
     try:
         token, entry = cache.get_many(_version_key(user_id), key)
         if token is None:
@@ -110,6 +128,7 @@ def cached_read(
     hit = entry is not None and token is not None and entry[0] == token
     count_cache("results", hits=int(hit), misses=int(not hit))
     if hit:
+        _REMEMBERED.keep(owner, entry[1], began, part)
         return entry[1]
     value = compute()
     if keep(value):
@@ -117,6 +136,8 @@ def cached_read(
             cache.set(key, (token, value), timeout=timeout or current_app.config["RESULTS_CACHE_SECONDS"])
         except Exception as error:
             _failed("write", error)
+        else:
+            _REMEMBERED.keep(owner, value, began, part)
     return value
 
 

@@ -1,6 +1,6 @@
 """A web process answers a scan's status from memory while it hears the workers' events (README,
 "Performance"): a change a worker announces shows at once, a deleted scan is gone at once, the
-memory serves its owner only, and a change no event announced shows within STATUS_CACHE_SECONDS;
+memory serves its owner only, and a change no event announced shows within READ_MEMORY_SECONDS;
 when the events cannot be heard, every read is a query again.
 
 The events travel through a Redis server of the test's own, so that one test can kill it."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from sqlalchemy import update
 
 from scanner import events
@@ -26,7 +27,7 @@ LONG = 600.0  # a memory that outlives the test: only events can end it
 def heard(app, private_redis, monkeypatch):
     """The process hears events from `private_redis`; the status memory lasts LONG."""
     monkeypatch.setitem(app.config, "REDIS_URL", private_redis.url())
-    monkeypatch.setitem(app.config, "STATUS_CACHE_SECONDS", LONG)
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
     with app.app_context():
         deadline = time.monotonic() + 10
         while not events.hearing():
@@ -75,7 +76,7 @@ def test_a_change_a_worker_announces_shows_at_once(client, app, db, user, heard)
 
 
 def test_a_change_no_event_announced_shows_within_the_delay(client, app, db, user, heard, monkeypatch):
-    monkeypatch.setitem(app.config, "STATUS_CACHE_SECONDS", 0.5)
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", 0.5)
     scan_id, _ = _scanning(db, user)
     assert _status(client, user, scan_id) == "scanning"
     _finish_silently(db, scan_id)
@@ -116,9 +117,30 @@ def test_losing_the_events_drops_the_memory(client, db, user, heard):
 
 def test_without_events_every_read_is_a_query(client, app, db, user, monkeypatch):
     monkeypatch.setitem(app.config, "REDIS_URL", None)
-    monkeypatch.setitem(app.config, "STATUS_CACHE_SECONDS", LONG)
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
     scan_id, _ = _scanning(db, user)
     assert _status(client, user, scan_id) == "scanning"
     _finish_silently(db, scan_id)
 
     assert _status(client, user, scan_id) == "completed"
+
+
+def test_a_history_change_made_in_another_web_process_shows_at_once(client, app, db, user, start_web, monkeypatch):
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
+    other = start_web()
+    scan_id, file_id = _scanning(db, user)
+    file = db.session.get(File, file_id)
+    file.blob_key = file.sha256  # a key the blob store accepts (it holds no bytes: nothing to remove)
+    db.session.commit()
+
+    def listed() -> list[str]:
+        r = client.get("/api/scan/results", headers=user.headers)
+        assert r.status_code == 200, r.json
+        return [row["id"] for row in r.json["scans"]]
+
+    assert listed() == [str(scan_id)]
+    assert listed() == [str(scan_id)]  # as remembered, or from the cache
+    gone = requests.delete(f"{other.url}/api/files/{file_id}", headers=user.headers, timeout=30)
+    assert gone.status_code == 200, gone.text
+
+    assert _until(lambda: len(listed()), 0, 5) < 5
