@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -9,6 +8,7 @@ from ..auth.access import current_user, login_required, signed_in_user
 from ..db_reads import read_only
 from ..extensions import db
 from ..files.routes import SCAN_OPERATIONS
+from ..json_answers import sent
 from ..request_args import links
 from . import services, uploads  # noqa: F401  uploads: the scan that follows every upload
 from .schemas import ScanRequestSchema, ScanStartedSchema, ScanStatusSchema
@@ -59,6 +59,4 @@ class ScanStatus(MethodView):
     def get(self, scan_id):
         """Where a scan is: status, stage, detection ratio"""
         # The schema's JSON, made once per change of the scan (services.scan_status_for).
-        return current_app.response_class(
-            services.scan_status_for(signed_in_user(), scan_id), mimetype="application/json"
-        )
+        return sent(services.scan_status_for(signed_in_user(), scan_id))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
-from flask import current_app
 from sqlalchemy import bindparam, select
 
 from .. import logs
@@ -18,6 +17,7 @@ from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..files.signals import file_deleting
+from ..json_answers import made
 from ..request_args import parse_uuid
 from .models import Scan
 from .schemas import ScanStatusSchema
@@ -68,7 +68,7 @@ def scan_status_for(user: User, scan_id: str) -> str:
         row = db.session.execute(_STATUS, {"id": scan_uuid}).first()
         if row is None:
             raise NotFound("Scan not found")
-        found = _Status(row.user_id, current_app.json.dumps(_STATUS_SCHEMA.dump(row._mapping), separators=(",", ":")))
+        found = _Status(row.user_id, made(_STATUS_SCHEMA, row._mapping))
         _STATUSES.keep(ident, found, began)
     return owned_or_404(found, user, "Scan not found").body
 

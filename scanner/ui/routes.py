@@ -9,8 +9,8 @@ from flask import Blueprint, Response, redirect, render_template, url_for
 from ..audit.services import ACTIONS, OUTCOMES
 from ..auth.rules import PASSWORD_RULE
 from ..scans.models import STATUSES
+from ..scans.results.query import SORT_KEYS
 from ..scans.results.report import VERDICTS
-from ..scans.results.services import SORT_KEYS
 
 # Scripts, styles, images and API calls from this site alone; no inline script or style at all.
 UI_CSP = (

@@ -29,11 +29,10 @@ need the explicit call, or `changed_after_commit` before the commit.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import event, inspect, select
@@ -92,32 +91,32 @@ def _new_token(user_id: uuid.UUID | str) -> str | None:
     return cache.get(key)
 
 
-def _digest(params: Mapping[str, Any]) -> str:
-    canonical = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def _digest(params: Hashable) -> str:
+    # The repr of a frozen dataclass of plain values, or of an id: the same in every process.
+    return hashlib.sha256(repr(params).encode()).hexdigest()[:32]
 
 
 def cached_read(
     user_id: uuid.UUID | str,
     kind: str,
-    params: Mapping[str, Any],
+    params: Hashable,
     compute: Callable[[], T],
     *,
     keep: Callable[[T], bool] = lambda value: True,
     timeout: int | None = None,
 ) -> T:
-    """The value of `compute()` for these params, from the cache when this user's scans have not
-    changed since it was stored. `keep` decides whether a fresh value is worth storing."""
+    """The value of `compute()` for these params (a frozen dataclass, an id), from the cache when
+    this user's scans have not changed since it was stored. `keep` decides whether a fresh value
+    is worth storing."""
     if not _available():
         return compute()
-    digest = _digest(params)
-    owner, part = str(user_id), (kind, digest)
+    owner, part = str(user_id), (kind, params)
     remembered = _REMEMBERED.get(owner, part)
     if remembered is not None:
         count_cache("results", hits=1, misses=0)
         return remembered
     began = _REMEMBERED.reading()  # before the version is read
-    key = f"results:{kind}:{user_id}:{digest}"
+    key = f"results:{kind}:{user_id}:{_digest(params)}"
     try:
         token, entry = cache.get_many(_version_key(user_id), key)
         if token is None:

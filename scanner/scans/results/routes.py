@@ -12,7 +12,9 @@ from ...auth.access import current_user, login_required, signed_in_user
 from ...db_reads import read_only
 from ...db_types import utcnow
 from ...extensions import db
+from ...json_answers import sent
 from . import exports, services
+from .query import HistoryQuery
 from .schemas import (
     FileScanSchema,
     ScanExportArgsSchema,
@@ -47,9 +49,10 @@ class ScanHistory(MethodView):
 
     @blp.arguments(ScanHistoryArgsSchema, location="query", unknown=RAISE)
     @blp.response(200, ScanHistoryPageSchema)
-    def get(self, query: services.HistoryQuery):
+    def get(self, query: HistoryQuery):
         """Your scans, filtered, sorted and paged"""
-        return services.history_page(signed_in_user().id, query)
+        # The schema's JSON, made once per change of the user's scans (services.history_answer).
+        return sent(services.history_answer(signed_in_user().id, query))
 
 
 @blp.route("/results/export")
@@ -140,7 +143,7 @@ class UserScans(MethodView):
         description="Your own scans, or any user's for an admin. Same filters and sorting as GET "
         "/api/scan/results; the paging figures are in the X-Pagination header."
     )
-    def get(self, query: services.HistoryQuery, user_id: str):
+    def get(self, query: HistoryQuery, user_id: str):
         """A user's scans (admins: any user's)"""
         page = services.user_scans(current_user(), user_id, query)
         headers = {

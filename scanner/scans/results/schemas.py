@@ -17,8 +17,8 @@ from ...request_args import (
     split,
 )
 from ..models import STATUSES
+from .query import SORT_KEYS, HistoryQuery
 from .report import VERDICTS
-from .services import SORT_KEYS, HistoryQuery
 
 RATIO_DESCRIPTION = (
     "malicious / engines that gave a verdict (malicious + suspicious + undetected + harmless); "

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CTE, ColumnElement, Select, and_, func, or_, select
@@ -21,37 +20,19 @@ from ...auth.models import User
 from ...errors import Conflict, Forbidden, NotFound
 from ...extensions import db
 from ...files.models import File
+from ...json_answers import made
 from ...request_args import SortKey, pagination, parse_uuid
 from ..models import Scan
 from .cache import cached_read
+from .query import HistoryQuery
 from .report import FINISHED, scan_report, scan_row
+from .schemas import ScanHistoryPageSchema
 
-SORT_KEYS = ("scan_date", "detection_ratio", "created_at", "filename")
 HASH_LENGTHS = ((File.md5, 32), (File.sha1, 40), (File.sha256, 64))
 # Every hex digit sorts below "g", so [prefix, prefix + "g") is exactly the hashes starting with
 # prefix: a range an ordinary b-tree index answers whatever the database's collation.
 _AFTER_HEX = "g"
 _LOAD_BATCH = 500
-
-
-@dataclass(frozen=True)
-class HistoryQuery:
-    """Validated history filters. `date_before` is exclusive; None means no bound."""
-
-    statuses: tuple[str, ...] = ()
-    verdicts: tuple[str, ...] = ()
-    detection_min: int | None = None
-    detection_max: int | None = None
-    date_from: datetime | None = None
-    date_before: datetime | None = None
-    filename: str | None = None
-    hash_prefix: str | None = None
-    sort: tuple[SortKey, ...] = (SortKey("scan_date", True),)
-    page: int = 1
-    per_page: int = 10
-
-    def cache_params(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _JUDGED = (
@@ -215,7 +196,16 @@ def _history_page(user_id: uuid.UUID, query: HistoryQuery) -> dict[str, Any]:
 
 def history_page(user_id: uuid.UUID, query: HistoryQuery) -> dict[str, Any]:
     """One page of a user's scans: `{"scans": [...], "pagination": {...}}`."""
-    return cached_read(user_id, "history", query.cache_params(), lambda: _history_page(user_id, query))
+    return cached_read(user_id, "history", query, lambda: _history_page(user_id, query))
+
+
+_PAGE = ScanHistoryPageSchema()
+
+
+def history_answer(user_id: uuid.UUID, query: HistoryQuery) -> str:
+    """GET /api/scan/results's JSON: the page as ScanHistoryPageSchema shows it, made once per
+    change of the user's scans."""
+    return cached_read(user_id, "history-answer", query, lambda: made(_PAGE, _history_page(user_id, query)))
 
 
 @dataclass
@@ -285,7 +275,7 @@ def scan_report_for(viewer: User, scan_id: str) -> dict[str, Any]:
     return cached_read(
         viewer.id,
         "report",
-        {"scan": str(sid)},
+        sid,
         lambda: _load_report(viewer, sid),
         keep=lambda report: report["user_id"] == viewer.id and report["status"] in FINISHED,
     )
