@@ -62,7 +62,7 @@ class _Lru:
 
 _good = _Lru()  # (jti, family, user) -> (checked at, generation): checked and not revoked
 _revoked = _Lru()  # "jti:<id>" / "family:<id>" revoked by this process, until the token could expire
-_users = _Lru()  # user id -> (the row's column values, read at, generation)
+_users = _Lru()  # user id -> (the row, detached, read at, generation)
 _decoded = _Lru()  # encoded token -> (header, claims), until the token expires
 
 
@@ -127,37 +127,43 @@ def remember_decoded(encoded: str, found: tuple[dict, dict], expires: float | No
 _USER_MAPPER = inspect(User)
 
 
+def _detached(values: dict[str, Any]) -> User:
+    # Built as a query would load it: User(**values) cost a signed-in request more than its own
+    # database read.
+    user = _USER_MAPPER.class_manager.new_instance()
+    user.__dict__.update(values)
+    make_transient_to_detached(user)
+    return user
+
+
 def cached_user(user_id: uuid.UUID, now_in: int | None) -> User | None:
-    """The user as this process last read it, outside any session (`attach` puts it in one); None
-    if unknown or no longer trusted (`now_in`: the current generation)."""
+    """The user as this process last read it, outside any session and shared by every request
+    that asks meanwhile: read it, never change it (`attach` gives a request its own, in its
+    session). None if unknown or no longer trusted (`now_in`: the current generation)."""
     if _seconds() <= 0:
         return None
     found = _users.get(user_id, time.monotonic())
     if found is None or not _trusted(*found[1:], now_in):
         return None
-    # Built as a query would load it: User(**values) cost a signed-in request more than its own
-    # database read.
-    user = _USER_MAPPER.class_manager.new_instance()
-    user.__dict__.update(found[0])
-    make_transient_to_detached(user)
-    return user
+    return found[0]
 
 
 def attach(session: Session, user: User) -> User:
-    """`user` (from `cached_user`) as a persistent object of `session`, without a query: the one
-    the session already holds, if it loaded the row meanwhile."""
+    """The request's own copy of a user from `cached_user`, persistent in `session` without a
+    query: the one the session already holds, if it loaded the row meanwhile."""
     attached = session.identity_map.get(_USER_MAPPER.identity_key_from_primary_key((user.id,)))
     if attached is not None:
         return attached
-    session.add(user)
-    return user
+    own = _detached({attr.key: user.__dict__[attr.key] for attr in _USER_MAPPER.column_attrs})
+    session.add(own)
+    return own
 
 
 def remember_user(user: User, read_in: int | None) -> None:
     """`read_in`: the generation read before the row was."""
     if _seconds() > 0:
-        values = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
-        _users.put(user.id, (values, time.monotonic(), read_in), _until(), _limit())
+        values = {attr.key: getattr(user, attr.key) for attr in _USER_MAPPER.column_attrs}
+        _users.put(user.id, (_detached(values), time.monotonic(), read_in), _until(), _limit())
 
 
 def clear() -> None:
