@@ -98,7 +98,10 @@ class _Listener:
     def _heard(self, name: bytes | None) -> None:
         """An event on channel `name`; None: anything may have changed (connected or lost)."""
         for observer in _observers:
-            observer(name)
+            try:
+                observer(name)
+            except Exception:  # an observer's fault must not end the subscription for everyone
+                log.exception("an event observer failed")
         self._wake(name)
 
     def _wake(self, name: bytes | None) -> None:
@@ -132,8 +135,9 @@ class _Listener:
             except (redis.RedisError, OSError, ValueError) as error:
                 if self.connected.is_set() or failures == 0:
                     log.warning("event subscription lost, streams poll until it is back: %s", error)
-                self.connected.clear()
-                self._heard(None)
+                if self.connected.is_set():  # what was kept while it was up may now be missed
+                    self.connected.clear()
+                    self._heard(None)
                 time.sleep(self.RETRY_SECONDS[min(failures, len(self.RETRY_SECONDS) - 1)])
                 failures += 1
             finally:
@@ -144,7 +148,7 @@ class _Listener:
 
 # Called by the listener with the channel of every event this process hears, and with None when
 # events may have been missed (the subscription is new, or lost): memories kept up to date by
-# events (scanner/scans/status_cache.py) drop what they hold then.
+# events (scanner/event_memory.py) drop what they hold then.
 _observers: list[Callable[[bytes | None], None]] = []
 
 

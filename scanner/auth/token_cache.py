@@ -150,11 +150,16 @@ def cached_user(user_id: uuid.UUID, now_in: int | None) -> User | None:
 
 def attach(session: Session, user: User) -> User:
     """The request's own copy of a user from `cached_user`, persistent in `session` without a
-    query: the one the session already holds, if it loaded the row meanwhile."""
-    attached = session.identity_map.get(_USER_MAPPER.identity_key_from_primary_key((user.id,)))
+    query: the one the session already holds, if it loaded the row meanwhile (and a fresh read of
+    one whose values a commit expired before its session closed)."""
+    state = inspect(user)
+    attached = session.identity_map.get(state.key)
     if attached is not None:
         return attached
-    own = _detached({attr.key: user.__dict__[attr.key] for attr in _USER_MAPPER.column_attrs})
+    values = state.dict
+    if any(attr.key not in values for attr in _USER_MAPPER.column_attrs):
+        return session.get(User, state.identity[0])
+    own = _detached({attr.key: values[attr.key] for attr in _USER_MAPPER.column_attrs})
     session.add(own)
     return own
 

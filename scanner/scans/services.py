@@ -37,7 +37,7 @@ def get_scan_for(user: User, scan_id: str) -> Scan:
 
 
 # A scan's status is what clients ask most often (they poll it): its few columns are read through
-# SQLAlchemy Core, and its JSON is made once per change of the scan (status_cache). Loading the whole
+# SQLAlchemy Core, and its JSON is made once per change of the scan (_STATUSES). Loading the whole
 # entity into the session (31 columns, each described by the driver, then the identity map) cost
 # the web process twice as much as the rest of the read.
 _SCANS = Scan.__table__.c

@@ -22,6 +22,8 @@ blp = Blueprint("scan_streams", __name__, url_prefix="/api/stream/scans", descri
 def scan_snapshot(scan_id: uuid.UUID) -> Callable[[], sse.Snapshot]:
     def read() -> sse.Snapshot:
         scan = db.session.get(Scan, scan_id, populate_existing=True)
+        if scan is None:  # deleted with its file
+            return None, None
         data = {
             "scan_id": scan.id,
             "status": scan.status,

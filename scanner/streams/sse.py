@@ -32,8 +32,9 @@ from ..extensions import db
 from ..jsonable import json_default
 from . import slots
 
-# A snapshot: (what decides whether anything changed, the event's data).
-Snapshot = tuple[Hashable, dict[str, Any]]
+# A snapshot: (what decides whether anything changed, the event's data); (None, None) when the
+# object is gone (deleted meanwhile).
+Snapshot = tuple[Hashable, dict[str, Any] | None]
 RECONNECT_MS = 3000
 DB_RETRY_SECONDS = 1.0
 log = logging.getLogger(__name__)
@@ -45,8 +46,17 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, default=json_default, separators=(',', ':'))}\n\n"
 
 
+def _error_event(event: str, status: int, code: str, message: str) -> str:
+    """A last event carrying the error envelope the same request would have been answered with."""
+    return sse(event, {"error": {"code": code, "message": message, "type": error_type(status), "details": {}}})
+
+
 def _unauthorized(code: str, message: str) -> str:
-    return sse("unauthorized", {"error": {"code": code, "message": message, "type": error_type(401), "details": {}}})
+    return _error_event("unauthorized", 401, code, message)
+
+
+def _gone(kind: str) -> str:
+    return _error_event("not_found", 404, "NOT_FOUND", f"{kind.capitalize()} not found: it was deleted")
 
 
 def follow(
@@ -85,6 +95,9 @@ def follow(
                 next_read = min(next_read, now + DB_RETRY_SECONDS)
             else:
                 (signature, data), revoked = looked
+                if read and data is None:
+                    yield _gone(kind)
+                    return
                 if read:
                     next_read = now + subscription.interval
                     if signature != last:

@@ -83,12 +83,12 @@ class RequestEdge:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ: dict, start_response: Callable):
+        environ[_STARTED] = time.perf_counter()  # the wait below is part of the request's time
         # Let the other connections' requests go first. Under gevent a connection whose client sends
         # its next request while this one is answered finds it already read and never waits, so one
         # busy client could hold a process while others queued for a second (a request answered
         # from memory, with nothing to wait for, is all it takes); sleep(0) yields to them.
         time.sleep(0)
-        environ[_STARTED] = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else _ids.new()
         defaults = _DOCS_HEADERS if environ.get("PATH_INFO", "").startswith("/api/docs") else _API_HEADERS

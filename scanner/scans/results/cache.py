@@ -76,12 +76,14 @@ _REMEMBERED = Memory("results")  # a user's reads, kept while their version stan
 def bump_scans_version(user_id: uuid.UUID | str) -> None:
     """Retire every cached read of this user's scans. Call it after committing any change to the
     user's scans, engine results or files; never raises."""
-    _REMEMBERED.drop(str(user_id))
     try:
         cache.set(_version_key(user_id), uuid.uuid4().hex, timeout=0)
     except Exception as error:  # a failed bump leaves entries to expire on their timeout
         _failed("bump", error)
-    publish("results", user_id)  # after the new version: a process that hears it reads that one
+    # After the new version, here and (as the event arrives) in every other process: a read that
+    # began before it keeps nothing, one that begins after reads the new version.
+    _REMEMBERED.drop(str(user_id))
+    publish("results", user_id)
 
 
 def _new_token(user_id: uuid.UUID | str) -> str | None:
