@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from inspect import iscoroutinefunction
-from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, Request, Response
@@ -33,23 +30,8 @@ Blueprint.ARGUMENTS_PARSER = RequestParser()
 TASK_MODULES = ["scanner.scans.tasks", "scanner.lookups.tasks", "scanner.housekeeping"]
 
 
-class _App(Flask):
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Flask asks of every hook and view, on every request, whether it is a coroutine function:
-        an inspection of its code each time, a tenth of a small request's own time. The answer
-        is remembered per function (a method's, for the bound methods a view makes per request)."""
-        target = getattr(func, "__func__", func)
-        sync = _SYNC_FUNCTIONS.get(target)
-        if sync is None:
-            sync = _SYNC_FUNCTIONS[target] = not iscoroutinefunction(func)
-        return func if sync else self.async_to_sync(func)
-
-
-_SYNC_FUNCTIONS: dict[Callable[..., Any], bool] = {}
-
-
 def create_app(config: str | Config | None = None) -> Flask:
-    app = _App(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None)
     cfg = config if isinstance(config, Config) else load_config(config)
     app.config.from_object(cfg)
     app.json.sort_keys = False
