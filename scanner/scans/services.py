@@ -11,7 +11,6 @@ from .. import logs
 from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
-from ..errors import NotFound
 from ..event_memory import Memory
 from ..events import publish
 from ..extensions import db
@@ -66,10 +65,9 @@ def scan_status_for(user: User, scan_id: str) -> str:
     if found is None:
         began = _STATUSES.reading()
         row = db.session.execute(_STATUS, {"id": scan_uuid}).first()
-        if row is None:
-            raise NotFound("Scan not found")
-        found = _Status(row.user_id, made(_STATUS_SCHEMA, row._mapping))
-        _STATUSES.keep(ident, found, began)
+        if row is not None:
+            found = _Status(row.user_id, made(_STATUS_SCHEMA, row._mapping))
+            _STATUSES.keep(ident, found, began)
     return owned_or_404(found, user, "Scan not found").body
 
 
