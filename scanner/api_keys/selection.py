@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
@@ -194,7 +195,12 @@ def _run(key: _Key, fn: Callable[[VirusTotalClient], T], exact_use: bool = False
         if exc.http_status is not None and exc.http_status < 500:  # VirusTotal took the key, then refused
             _touch(key)
         raise
-    _touch(key, exact_use)
+    try:
+        _touch(key, exact_use)
+    except DBAPIError as exc:
+        # VirusTotal has answered (a file may have been uploaded): losing that answer to a failed
+        # write of the key's bookkeeping would make the step do it again. The next use writes it.
+        log.warning("API key %s used, but its last use could not be recorded: %s", key.id, exc)
     return result
 
 
