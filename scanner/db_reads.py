@@ -25,13 +25,9 @@ def autocommit() -> Iterator[None]:
     session is made and no connection taken before a query needs one (a read answered from memory
     or the cache makes neither), and the connection taken goes back to the pool on the way out;
     the session's objects stay as they are."""
-    if db.session.registry.has():
-        transaction = db.session().get_transaction()
-        # A transaction begun without a connection (a user put into the session) has sent nothing
-        # yet; SQLAlchemy has no public way to ask whether it holds one.
-        if transaction is not None and transaction._connections:
-            yield
-            return
+    if holds_connection():
+        yield
+        return
     began = AUTOCOMMIT.set(True)
     try:
         yield
@@ -39,6 +35,16 @@ def autocommit() -> Iterator[None]:
         AUTOCOMMIT.reset(began)
         if db.session.registry.has() and (transaction := db.session().get_transaction()) is not None:
             transaction.close()
+
+
+def holds_connection() -> bool:
+    """Whether this request's session has a connection, in a transaction that has begun."""
+    if not db.session.registry.has():
+        return False
+    transaction = db.session().get_transaction()
+    # A transaction begun without a connection (a user put into the session) has sent nothing
+    # yet; SQLAlchemy has no public way to ask whether it holds one.
+    return transaction is not None and bool(transaction._connections)
 
 
 def read_only(view: Callable) -> Callable:

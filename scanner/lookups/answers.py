@@ -5,10 +5,15 @@ then VirusTotal through the user's key budget. What VirusTotal says is kept in b
 A file report is stored once, under its sha256 (the row a file scan of the same content uses);
 its md5 and sha1 are remembered as aliases so a lookup by either finds it for free. A hash
 VirusTotal has never seen is remembered in the cache only, and only briefly.
+
+Each web process also remembers the cache entries it read (scanner/event_memory.py): an indicator
+asked about again and again is answered without a Redis round trip. A new answer from VirusTotal
+is announced as the indicator's event, which every process's memory drops.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -23,6 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..api_keys import selection
 from ..auth.models import User
 from ..db_types import utcnow
+from ..event_memory import Memory
+from ..events import publish
 from ..extensions import db
 from ..files.models import File
 from ..virustotal.client import VirusTotalClient
@@ -34,6 +41,7 @@ from .indicators import Indicator
 from .models import HashAlias
 
 _BATCH = 500
+_REMEMBERED = Memory("indicator")  # cache entries, kept until the indicator's next answer
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ def local_answers(indicators: Iterable[Indicator], not_before: datetime | None =
     wanted = list(dict.fromkeys(indicators))
     found: dict[Indicator, Answer] = {}
     started = time.monotonic()
-    hits = cache.get_many([ind.cache_key for ind in wanted])
+    hits = _cached([ind.cache_key for ind in wanted])
     for ind in wanted:
         hit = hits.get(ind.cache_key)
         if _well_formed(hit) and _usable(hit["fetched_at"], ind.vt_type, not_before):
@@ -95,6 +103,22 @@ def local_answers(indicators: Iterable[Indicator], not_before: datetime | None =
     return found
 
 
+def _cached(keys: list[str]) -> dict[str, Any]:
+    """The cache's entries for `keys` (read-only: the remembered ones are shared by requests)."""
+    hits = {key: hit for key in keys if (hit := _REMEMBERED.get(_ident(key))) is not None}
+    began = _REMEMBERED.reading()
+    read = cache.get_many([key for key in keys if key not in hits])
+    for key, hit in read.items():
+        if _well_formed(hit):
+            _REMEMBERED.keep(_ident(key), hit, began)
+    return {**hits, **read}
+
+
+def _ident(cache_key: str) -> str:
+    # An event names its object after the channel's last colon, and a URL has colons of its own.
+    return hashlib.blake2b(cache_key.encode(), digest_size=16).hexdigest()
+
+
 def _well_formed(hit: Any) -> bool:
     return isinstance(hit, dict) and isinstance(hit.get("fetched_at"), datetime) and "report" in hit
 
@@ -105,7 +129,7 @@ def local_answer(ind: Indicator, not_before: datetime | None = None) -> Answer |
 
 def current_report(ind: Indicator) -> dict[str, Any] | None:
     """The report we hold for the indicator now, however old: what a finished lookup just used."""
-    hit = cache.get(ind.cache_key)
+    hit = _cached([ind.cache_key]).get(ind.cache_key)
     if _well_formed(hit) and hit["report"] is not None:
         return hit["report"]
     row = _stored([ind]).get(ind)
@@ -158,6 +182,7 @@ def remember(ind: Indicator, answer: Answer) -> None:
     if answer.report is None:
         value = {"report": None, "fetched_at": answer.fetched_at}
         cache.put(ind.cache_key, value, current_app.config["LOOKUP_NOT_FOUND_SECONDS"])
+        _announce([ind.cache_key])
         return
     keys = [ind.cache_key]
     value = ind.value
@@ -169,6 +194,14 @@ def remember(ind: Indicator, answer: Answer) -> None:
     save_report(ind.vt_type, value, answer.report, answer.fetched_at)
     entry = {"report": answer.report, "fetched_at": answer.fetched_at}
     cache.put_many(dict.fromkeys(keys, entry), _cache_ttl(ind.vt_type, answer.fetched_at))
+    _announce(keys)
+
+
+def _announce(cache_keys: list[str]) -> None:
+    """Tell every process's memory that these entries changed (they are in the cache already)."""
+    for key in cache_keys:
+        _REMEMBERED.drop(_ident(key))
+        publish("indicator", _ident(key))
 
 
 def _save_aliases(sha256: str, hashes: list[Any]) -> None:

@@ -31,10 +31,6 @@ def get_many(keys: list[str]) -> dict[str, Any]:
     return found
 
 
-def get(key: str) -> Any:
-    return get_many([key]).get(key)
-
-
 def put_many(values: Mapping[str, Any], timeout: int) -> None:
     if not values or timeout <= 0 or not _available():
         return

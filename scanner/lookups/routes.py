@@ -31,7 +31,8 @@ PENDING_DOC = "202: the lookup is pending (VirusTotal quota spent, or an analysi
 def lookup_answer(checked: services.Checked) -> tuple[int, dict[str, str]]:
     """Commit the lookup; a pending one goes to a worker. Returns its status code and headers."""
     lookup_id, pending = checked.lookup.id, checked.pending  # read before the commit expires them
-    db.session.commit()
+    if db.session.registry.has():  # an answer from the cache made no session: its row is written
+        db.session.commit()
     if not pending:
         return 200, {}
     tasks.enqueue_lookup(lookup_id, checked.delay or 0.0)
@@ -55,7 +56,7 @@ class CheckIoc(MethodView):
     @blp.alt_response(202, schema=LookupResultSchema, description=PENDING_DOC)
     def post(self, args: dict):
         """Check an indicator: from the cache, our stored report, or VirusTotal"""
-        checked = services.check(current_user(), args["ioc"], args["force_refresh"])
+        checked = services.check(signed_in_user(), args["ioc"], args["force_refresh"])
         raw = services.raw_report(checked.lookup) if args["show_raw"] else None
         # The answer is the row as written: built before the commit, it needs no read back.
         answer = presenters.lookup_result(checked.lookup, raw)

@@ -14,9 +14,10 @@ from sqlalchemy import ColumnElement, Select, func, insert, inspect, select
 from .. import work
 from ..auth.access import owned_or_404
 from ..auth.models import User
-from ..db_reads import autocommit
+from ..db_reads import holds_connection
 from ..db_types import new_uuid, utcnow
 from ..extensions import db
+from ..grouped_insert import GroupedInsert
 from ..request_args import SortKey, pagination, parse_uuid
 from . import answers, indicators, steps
 from .models import Lookup, LookupNote
@@ -51,7 +52,8 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
     """Look an indicator up now: cache, then stored report, then VirusTotal. When VirusTotal cannot
     answer yet (no quota, an analysis running, a transient failure) the lookup is kept pending for a
     worker. Raises InvalidIndicator, and NoActiveApiKey when VirusTotal must be asked and the user
-    has no usable key. Flushes the new lookup; the caller commits, then enqueues a pending one."""
+    has no usable key. Writes the new lookup; the caller commits, then enqueues a pending one.
+    Only the user's id is read: they may be outside the session (`signed_in_user()`)."""
     started = time.monotonic()
     ind = indicators.parse(raw, vt_type)
     lookup = Lookup(
@@ -80,19 +82,26 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
 # the answer is built from this object, not read back.
 _LOOKUP_COLUMNS = {attr.key: attr.columns[0].key for attr in Lookup.__mapper__.column_attrs}
 _INSERT_LOOKUP = insert(Lookup.__table__)
+_LOOKUP_ROWS = GroupedInsert(Lookup.__table__)
 
 
 def _insert(lookup: Lookup) -> None:
     given = inspect(lookup).dict
     values = {column: given[key] for key, column in _LOOKUP_COLUMNS.items() if key in given}
-    session = db.session()
-    if session.new or session.dirty or session.deleted:  # saved with what the answer wrote
-        session.execute(_INSERT_LOOKUP, values)
+    if _session_in_use():
+        db.session.execute(_INSERT_LOOKUP, values)  # committed by the caller, with what else it wrote
         return
-    # Alone (an answer from the cache wrote nothing else): one autocommitted statement, without
-    # the BEGIN and COMMIT round trips of a transaction around it.
-    with autocommit():
-        session.execute(_INSERT_LOOKUP, values)
+    # Alone (an answer from the cache wrote nothing else): committed now, with the rows of the
+    # other answers in flight (scanner/grouped_insert.py).
+    _LOOKUP_ROWS.write(values)
+
+
+def _session_in_use() -> bool:
+    """Whether the answer wrote through the session, or began a transaction on its connection."""
+    if not db.session.registry.has():
+        return False
+    session = db.session()
+    return bool(session.new or session.dirty or session.deleted) or holds_connection()
 
 
 def endpoint_type(name: str) -> str:
