@@ -270,7 +270,8 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         if not interactive:
             setattr(row, rows.due.key, _due(delay))
             write(rows, row)
-        db.session.flush()  # a write the database refuses is this step's failure too
+        if db.session.registry.has():  # a step answered from the cache made no session
+            db.session.flush()  # a write the database refuses is this step's failure too
     except QuotaExhausted as exc:
         row.attempts -= 1  # type: ignore[attr-defined]  # the pace of a key, not a failure of the row
         log.info("%s waits %.0fs for VirusTotal quota", name, exc.retry_after)
