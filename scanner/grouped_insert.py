@@ -22,6 +22,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from .db_session import autocommit_engine
+from .errors import ServiceUnavailable
 from .extensions import db
 
 
@@ -63,8 +64,11 @@ class GroupedInsert:
         try:
             self._insert(batch)
         except BaseException as error:
+            # A writer stopped mid-way (its worker shutting down) leaves the others a retry, not
+            # its own exit to raise.
+            stopped = ServiceUnavailable("The answer could not be recorded; try again")
             for row in batch:
-                row.error = row.error or error
+                row.error = row.error or (error if isinstance(error, Exception) or row is mine else stopped)
             raise
         finally:
             with self._lock:
