@@ -15,7 +15,7 @@ AUTOCOMMIT: ContextVar[bool] = ContextVar("scanner.autocommit", default=False)
 _autocommit_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
-def autocommit_engine(engine: Engine) -> Engine:
+def _autocommit(engine: Engine) -> Engine:
     """The engine's twin whose connections run in autocommit; same pool, same connections."""
     if engine not in _autocommit_engines:
         _autocommit_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -26,5 +26,5 @@ class Session(FlaskSession):
     def get_bind(self, *args, **kwargs):
         bind = super().get_bind(*args, **kwargs)
         if AUTOCOMMIT.get() and isinstance(bind, Engine):
-            return autocommit_engine(bind)
+            return _autocommit(bind)
         return bind

@@ -4,7 +4,7 @@ process.
 A lookup answered from the cache writes one row and nothing else. Alone, that INSERT (a pooled
 connection, the statement, its round trip and its commit) cost the web process as much as the rest
 of the answer. Requests in flight together instead hand their rows to one of them, which writes
-them all in one autocommitted statement while the others wait: each request still returns only
+them all in one statement and commit while the others wait: each request still returns only
 once its own row is committed, and an error reaches every request whose row it concerns.
 
 The first request to arrive writes; rows that arrive while it writes go out together with the
@@ -21,18 +21,17 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 
-from .db_session import autocommit_engine
 from .errors import ServiceUnavailable
 from .extensions import db
 
 
 class _Row:
-    __slots__ = ("values", "done", "lead", "error")
+    __slots__ = ("values", "done", "lead", "written", "error")
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
         self.done = threading.Event()  # written, or its turn to write (lead)
-        self.lead = False
+        self.lead = self.written = False
         self.error: BaseException | None = None
 
 
@@ -64,12 +63,14 @@ class GroupedInsert:
         try:
             self._insert(batch)
         except BaseException as error:
-            # A writer stopped mid-way (its worker shutting down) leaves the others a retry, not
-            # its own exit to raise.
-            stopped = ServiceUnavailable("The answer could not be recorded; try again")
+            # The database gone, or this writer stopped mid-way (its worker shutting down): each
+            # row not written fails with it; the others' requests are not handed the writer's exit.
+            stopped = ServiceUnavailable("The lookup may not have been recorded; ask again")
             for row in batch:
-                row.error = row.error or (error if isinstance(error, Exception) or row is mine else stopped)
-            raise
+                if not row.written and row.error is None:
+                    row.error = error if isinstance(error, Exception) else stopped
+            if not isinstance(error, Exception):
+                raise
         finally:
             with self._lock:
                 if self._queue:
@@ -85,18 +86,25 @@ class GroupedInsert:
         by_columns: dict[tuple[str, ...], list[_Row]] = {}
         for row in batch:
             by_columns.setdefault(tuple(row.values), []).append(row)
-        # A connection of its own, not the session's: a transaction the writing request has open
-        # must not hold the other requests' rows until it commits (or roll them back).
-        with autocommit_engine(db.engine).connect() as connection:
-            for rows in by_columns.values():
-                try:
-                    connection.execute(self._statement, [row.values for row in rows])
-                except IntegrityError:
-                    if len(rows) == 1:
-                        raise
-                    # One row's fault (its user deleted meanwhile) is its request's alone.
-                    for row in rows:
-                        try:
-                            connection.execute(self._statement, [row.values])
-                        except IntegrityError as error:
-                            row.error = error
+        for rows in by_columns.values():
+            try:
+                self._commit(rows)
+            except IntegrityError as error:
+                if len(rows) == 1:
+                    rows[0].error = error
+                    continue
+                # One row's fault (its user deleted meanwhile) is its request's alone.
+                for row in rows:
+                    try:
+                        self._commit([row])
+                    except IntegrityError as error:
+                        row.error = error
+
+    def _commit(self, rows: list[_Row]) -> None:
+        # A transaction of its own, not the session's: one the writing request has open must not
+        # hold the other requests' rows until it commits (or roll them back). And all of the rows
+        # or none: SQLite's executemany in autocommit would keep those before a failing one.
+        with db.engine.begin() as connection:
+            connection.execute(self._statement, [row.values for row in rows])
+        for row in rows:
+            row.written = True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 from sqlalchemy import update
 
@@ -17,24 +16,10 @@ from scanner import events
 from scanner.files.models import File
 from scanner.scans.models import Scan
 from tests.assertions import assert_error
+from tests.fixtures.redis_server import LONG_MEMORY
 from tests.lookups.helpers import first_event, named, stream
 
 from .results.factory import make_scan
-
-LONG = 600.0  # a memory that outlives the test: only events can end it
-
-
-@pytest.fixture
-def heard(app, private_redis, monkeypatch):
-    """The process hears events from `private_redis`; the status memory lasts LONG."""
-    monkeypatch.setitem(app.config, "REDIS_URL", private_redis.url())
-    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
-    with app.app_context():
-        deadline = time.monotonic() + 10
-        while not events.hearing():
-            assert time.monotonic() < deadline, "the process never subscribed to events"
-            time.sleep(0.05)
-    return private_redis
 
 
 def _status(client, user, scan_id) -> str:
@@ -127,7 +112,7 @@ def test_losing_the_events_drops_the_memory(client, db, user, heard):
 
 def test_without_events_every_read_is_a_query(client, app, db, user, monkeypatch):
     monkeypatch.setitem(app.config, "REDIS_URL", None)
-    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG_MEMORY)
     scan_id, _ = _scanning(db, user)
     assert _status(client, user, scan_id) == "scanning"
     _finish_silently(db, scan_id)
@@ -138,7 +123,7 @@ def test_without_events_every_read_is_a_query(client, app, db, user, monkeypatch
 def test_a_history_change_made_in_another_web_process_shows_at_once(client, app, db, user, start_web, monkeypatch):
     """On the run's own Redis when it has one (the services pass): there the first reads are
     remembered and the other process's event drops them; embedded, each read is made afresh."""
-    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG)
+    monkeypatch.setitem(app.config, "READ_MEMORY_SECONDS", LONG_MEMORY)
     other = start_web()
     scan_id, file_id = _scanning(db, user)
     _deletable(db, file_id)
