@@ -3,6 +3,10 @@ pings among them (each a round trip of its own), and Redis round trips (a pipeli
 once the process is warm. The read's own query is in the count; everything else is overhead:
 token verification, revocation, the rate limiter and its headers, request counting.
 
+And what a worker spends on one scan, of a file VirusTotal knows and of one it does not: its tasks
+(`pipeline.advance` calls, as the Celery task makes them, until the scan is finished) and their
+commits and statements.
+
 In this process, on PostgreSQL + Redis, through the Flask test client (the same app the web
 process serves), with the VirusTotal emulator for the one check_ioc that fills the cache:
 
@@ -22,6 +26,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
@@ -31,6 +36,7 @@ ROOT = Path(os.environ.get("BENCH_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
 import redis.connection  # noqa: E402
+import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
@@ -83,7 +89,8 @@ def _instrument(engine) -> None:
 
 
 def _emulator() -> tuple[subprocess.Popen, str]:
-    args = [sys.executable, "-m", "vt_emulator", "--port", "0", "--quiet", "--key", f"{EMULATOR_KEY}:100000:1000000"]
+    args = [sys.executable, "-m", "vt_emulator", "--port", "0", "--quiet", "--key", f"{EMULATOR_KEY}:100000:1000000",
+            "--queued-seconds", "0", "--progress-seconds", "0"]  # fmt: skip
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 
@@ -139,6 +146,39 @@ def _count(app) -> dict[str, Counter]:
     return found
 
 
+def _scan_costs(app, vt_url: str) -> dict[str, Counter]:
+    """A worker's steps for a scan of a file VirusTotal knows, and of a new one."""
+    from scanner.extensions import db
+    from scanner.scans import pipeline
+
+    client = app.test_client()
+    name = f"trips_{uuid.uuid4().hex[:8]}"
+    account = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    assert client.post("/api/auth/register", json=account).status_code == 201
+    token = client.post("/api/auth/login", json={"username": name, "password": PASSWORD}).json["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/keys/", json={"name": "k", "key_value": EMULATOR_KEY}, headers=headers).status_code == 201
+    known, new = os.urandom(512), os.urandom(512)
+    control = vt_url.removesuffix("/api/v3") + "/_emulator/files"
+    requests.post(control, data=known, timeout=30).raise_for_status()  # the emulator knows it now
+    found = {}
+    for figure, content in (("scan, file VirusTotal knows", known), ("scan, new file", new)):
+        upload = client.post("/api/files/upload", data={"file": (io.BytesIO(content), "a.bin")}, headers=headers)
+        scan_id = uuid.UUID(upload.json["scan"]["scan_id"])
+        with counting() as counts, app.app_context():
+            while True:
+                counts["tasks"] += 1
+                delay = pipeline.advance(scan_id)
+                db.session.remove()  # as a Celery task ends
+                if delay is None:
+                    break
+                time.sleep(delay)
+        status = client.get(f"/api/scan/{scan_id}/status", headers=headers).json["status"]
+        assert status == "completed", status
+        found[figure] = Counter(counts)
+    return found
+
+
 def run() -> list[dict]:
     database = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL")
@@ -148,6 +188,7 @@ def run() -> list[dict]:
     try:
         app = _app(vt_url, database, redis_url)
         warm = _count(app)
+        scans = _scan_costs(app, vt_url)
         cold = None
         if "AUTH_CACHE_SECONDS" in app.config:
             app.config["AUTH_CACHE_SECONDS"] = 0
@@ -170,6 +211,9 @@ def run() -> list[dict]:
                     "met": None,
                 }
             )
+    for figure, counts in scans.items():
+        for what in ("tasks", "commits", "SQL statements"):
+            rows.append({"figure": f"{figure}: {what}", "unit": "per scan", "value": counts[what], "baseline": None})
     return rows
 
 
