@@ -119,8 +119,8 @@ def claim(rows: WorkRows, row_id: Any) -> Any | None:
     row = taken[0] if taken else None
     if parent is not None and row is not None:
         set_committed_value(row, parent.key, taken[1])
-    if not rows.commits_before_calls:
-        db.session.commit()
+    if row is None or not rows.commits_before_calls:
+        db.session.commit()  # (nothing taken: on SQLite even an UPDATE of no row holds the write lock)
     return row
 
 
