@@ -119,13 +119,20 @@ def _app(vt_url: str, database: str, redis_url: str):
     return app
 
 
-def _requests(client) -> dict:
+def _signed_in(client) -> dict[str, str]:
+    """A new user with the emulator's key (a budget no run spends): their request headers."""
     name = f"trips_{uuid.uuid4().hex[:8]}"
     account = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
     assert client.post("/api/auth/register", json=account).status_code == 201
     token = client.post("/api/auth/login", json={"username": name, "password": PASSWORD}).json["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    assert client.post("/api/keys/", json={"name": "k", "key_value": EMULATOR_KEY}, headers=headers).status_code == 201
+    key = {"name": "k", "key_value": EMULATOR_KEY, "per_minute": 100_000, "per_day": 10_000_000}
+    assert client.post("/api/keys/", json=key, headers=headers).status_code == 201
+    return headers
+
+
+def _requests(client) -> dict:
+    headers = _signed_in(client)
     upload = client.post("/api/files/upload", data={"file": (io.BytesIO(os.urandom(512)), "a.bin")}, headers=headers)
     scan_id = upload.json["scan"]["scan_id"]
     return {
@@ -153,12 +160,7 @@ def _scan_costs(app, vt_url: str) -> dict[str, Counter]:
     from scanner.scans import pipeline
 
     client = app.test_client()
-    name = f"trips_{uuid.uuid4().hex[:8]}"
-    account = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-    assert client.post("/api/auth/register", json=account).status_code == 201
-    token = client.post("/api/auth/login", json={"username": name, "password": PASSWORD}).json["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    assert client.post("/api/keys/", json={"name": "k", "key_value": EMULATOR_KEY}, headers=headers).status_code == 201
+    headers = _signed_in(client)
     known, new = os.urandom(512), os.urandom(512)
     control = vt_url.removesuffix("/api/v3") + "/_emulator/files"
     requests.post(control, data=known, timeout=30).raise_for_status()  # the emulator knows it now
