@@ -4,8 +4,7 @@ itself is the other; a pooled connection's life is checked without one, scanner/
 Each query then sees what is committed when it runs, on its own; a read of one row, or of one
 page and its count, does not notice.
 
-Used on the most frequent reads, by event streams between their reads, and for a lookup answered
-from the cache, whose one INSERT is all it writes.
+Used on the most frequent reads, and by event streams between their reads.
 """
 
 from __future__ import annotations

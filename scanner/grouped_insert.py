@@ -50,17 +50,23 @@ class GroupedInsert:
             lead = not self._writing
             self._writing = True
         if not lead:
-            row.done.wait()
+            try:
+                row.done.wait()
+            except BaseException:  # this request stopped waiting (its worker shutting down)
+                with self._lock:
+                    self._leave(row)
+                raise
         if lead or row.lead:
             self._write_queue(row)
         if row.error is not None:
             raise row.error
 
     def _write_queue(self, mine: _Row) -> None:
-        time.sleep(0)  # the requests that are ready to run queue their rows first
-        with self._lock:
-            batch, self._queue = self._queue, []
+        batch: list[_Row] = []
         try:
+            time.sleep(0)  # the requests that are ready to run queue their rows first
+            with self._lock:
+                batch, self._queue = self._queue, []
             self._insert(batch)
         except BaseException as error:
             # The database gone, or this writer stopped mid-way (its worker shutting down): each
@@ -70,17 +76,32 @@ class GroupedInsert:
                 if not row.written and row.error is None:
                     row.error = error if isinstance(error, Exception) else stopped
             if not isinstance(error, Exception):
+                with self._lock:
+                    self._leave(mine)
                 raise
         finally:
             with self._lock:
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].done.set()
-                else:
-                    self._writing = False
+                self._hand_on()
             for row in batch:
                 if row is not mine:
                     row.done.set()
+
+    def _leave(self, row: _Row) -> None:
+        """A row whose request is gone leaves the queue, and passes on the writer's role it was
+        handed (called with the lock held)."""
+        if row in self._queue:
+            self._queue.remove(row)
+        if row.lead:
+            row.lead = False
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """The first row queued writes next; with none, the next to arrive does (lock held)."""
+        if self._queue:
+            self._queue[0].lead = True
+            self._queue[0].done.set()
+        else:
+            self._writing = False
 
     def _insert(self, batch: list[_Row]) -> None:
         by_columns: dict[tuple[str, ...], list[_Row]] = {}

@@ -7,9 +7,7 @@ late, duplicated or lost without harm:
 
 - `claim` takes a row for one step with one UPDATE that succeeds only when the row is active and
   due, and moves the due time to the end of a lease. A duplicate or redelivered message finds the
-  row not due and does nothing: a row never has two chains of tasks. The claim is committed at
-  once, or, for a feature whose steps commit before each VirusTotal call, with that commit (a
-  scan of a file VirusTotal knows is then two commits: before its one call, and its end).
+  row not due and does nothing: a row never has two chains of tasks.
 - `Lease` renews that lease from a thread while the step runs (an upload may take minutes), so
   the sweep never hands a row that is being worked on to a second worker; a killed worker stops
   renewing and its rows are free again within a lease.
@@ -76,9 +74,6 @@ class WorkRows:
     with_parent: InstrumentedAttribute | None = None
     # Told the columns of a row `write` sent (the feature's cached reads may show some of them).
     on_write: Callable[[Any, frozenset[str]], None] | None = None
-    # The step commits before each VirusTotal call (or any wait a killed worker could die in), so
-    # the claim need not be committed alone: it goes with the step's first commit.
-    commits_before_calls: bool = False
 
     def setting(self, name: str) -> Any:
         return current_app.config[f"{self.settings}_{name}"]
@@ -104,10 +99,8 @@ class Steps(Protocol[R]):
 
 
 def claim(rows: WorkRows, row_id: Any) -> Any | None:
-    """Take an active, due row for one step (a lease) and count the attempt; None when it is not
-    due, finished, or another worker holds it. Committed now, or (`commits_before_calls`) with the
-    step's first commit: before anything a worker could be killed in, and holding the row meanwhile
-    (a second claim waits for that commit, then finds the row not due)."""
+    """Take an active, due row for one step (a lease, committed) and count the attempt; None when
+    it is not due, finished, or another worker holds it."""
     now = utcnow()
     # The row comes back with the UPDATE that takes it (RETURNING): no second read of it. On
     # PostgreSQL its parent comes too (UPDATE ... FROM); SQLite's RETURNING names only the table
@@ -119,8 +112,7 @@ def claim(rows: WorkRows, row_id: Any) -> Any | None:
     row = taken[0] if taken else None
     if parent is not None and row is not None:
         set_committed_value(row, parent.key, taken[1])
-    if row is None or not rows.commits_before_calls:
-        db.session.commit()  # (nothing taken: on SQLite even an UPDATE of no row holds the write lock)
+    db.session.commit()
     return row
 
 
@@ -269,7 +261,6 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     """
     if interactive:
         row.attempts = (row.attempts or 0) + 1  # type: ignore[attr-defined]
-    counted = row.attempts  # type: ignore[attr-defined]
     name = f"{type(row).__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
     try:
         delay = work.step(row)
@@ -302,9 +293,8 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         if interactive:
             raise
         # Whatever the step flushed is dropped (the session is not even usable until then); what it
-        # committed stays. The count of this attempt stays too, committed or not yet.
+        # committed stays, the claim's count of this attempt with it.
         db.session.rollback()
-        row.attempts = counted  # type: ignore[attr-defined]
         log.exception("unexpected error in a step of %s", name)
         # The exception's text may name hosts or users of our own services: the log has it.
         cause = ("internal", "An internal error kept stopping it")

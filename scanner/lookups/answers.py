@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -41,7 +41,9 @@ from .indicators import Indicator
 from .models import HashAlias
 
 _BATCH = 500
-_REMEMBERED = Memory("indicator")  # cache entries, kept until the indicator's next answer
+# Cache entries a web process read: kept while it hears events, until the indicator's next answer
+# (at most READ_MEMORY_SECONDS).
+_REMEMBERED = Memory("indicator")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def local_answers(indicators: Iterable[Indicator], not_before: datetime | None =
 
 def _cached(keys: list[str]) -> dict[str, Any]:
     """The cache's entries for `keys` (read-only: the remembered ones are shared by requests)."""
+    if not has_request_context():  # a worker's steps: its process need not hear every event
+        return cache.get_many(keys)
     hits = {key: hit for key in keys if (hit := _REMEMBERED.get(_ident(key))) is not None}
     began = _REMEMBERED.reading()
     read = cache.get_many([key for key in keys if key not in hits])

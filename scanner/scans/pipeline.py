@@ -61,11 +61,7 @@ def _written(scan: Scan, columns: frozenset[str]) -> None:
     columns_changed(scan.user_id, columns)
 
 
-# Every VirusTotal call of a step commits first (`_vt`): the claim goes with that commit, or with
-# the step's end when it makes none (a report we hold already).
-SCANS = work.WorkRows(
-    Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file, on_write=_written, commits_before_calls=True
-)
+SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file, on_write=_written)
 # The keys the running step read for its first VirusTotal call.
 _step_keys: ContextVar[selection.KeyChoice | None] = ContextVar("scan_step_keys", default=None)
 
