@@ -143,6 +143,61 @@ def test_a_bad_row_between_good_ones_in_a_batch_fails_alone(app, db, user):
     assert _written(db, rows) == len(rows) - 1
 
 
+class _Stopped(BaseException):
+    """What a request's greenlet gets when its worker shuts down (GreenletExit)."""
+
+
+def test_a_request_stopped_while_it_waits_leaves_the_others_written(app, db, user, monkeypatch):
+    import scanner.grouped_insert as grouped_insert
+
+    class StoppingEvent(threading.Event):
+        def wait(self, timeout=None):
+            raise _Stopped
+
+    class Row(grouped_insert._Row):
+        def __init__(self, values):
+            super().__init__(values)
+            if values["ioc"] == "stopped.example":
+                self.done = StoppingEvent()
+
+    monkeypatch.setattr(grouped_insert, "_Row", Row)
+    grouped = GroupedInsert(Lookup.__table__)
+    first, stopped, waiting, later = (_row(uuid.UUID(user.id)) for _ in range(4))
+    stopped["ioc"] = "stopped.example"
+    outcomes: dict[str, object] = {}
+
+    def write(name: str, row: dict) -> None:
+        with app.app_context():
+            try:
+                grouped.write(row)
+                outcomes[name] = "written"
+            except BaseException as error:
+                outcomes[name] = type(error)
+
+    with db.engine.connect() as holder:
+        holder.execute(insert(Lookup.__table__), first)  # holds the first writer's INSERT
+        threads = [threading.Thread(target=write, args=("first", first))]
+        threads[0].start()
+        _queued(grouped, 0)
+        threads.append(threading.Thread(target=write, args=("stopped", stopped)))  # stops while it waits
+        threads[1].start()
+        deadline = time.monotonic() + 10
+        while "stopped" not in outcomes:  # (its thread ends only after the lock: the app's teardown writes)
+            assert time.monotonic() < deadline, "the stopped request never stopped"
+            time.sleep(0.005)
+        threads.append(threading.Thread(target=write, args=("waiting", waiting)))
+        threads[2].start()
+        _queued(grouped, 1)
+        holder.rollback()
+    _joined(threads)
+    after = threading.Thread(target=write, args=("later", later))
+    after.start()
+    _joined([after])  # no row is left waiting for a writer that is gone
+
+    assert outcomes == {"first": "written", "stopped": _Stopped, "waiting": "written", "later": "written"}
+    assert _written(db, [first, waiting, later]) == 3 and _written(db, [stopped]) == 0
+
+
 def test_cached_answers_asked_at_once_are_each_in_the_history(client, user, add_key, vt_emulator, start_web):
     """Through gunicorn (gevent, as deployed): concurrent answers from the cache, each with its lookup."""
     add_key(user)
