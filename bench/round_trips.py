@@ -215,9 +215,10 @@ def run() -> list[dict]:
                     "met": None,
                 }
             )
-    for figure, counts in scans.items():
-        for what in ("tasks", "commits", "SQL statements"):
-            rows.append({"figure": f"{figure}: {what}", "unit": "per scan", "value": counts[what], "baseline": None})
+    from figures import figure
+
+    for name, counts in scans.items():
+        rows += [figure(f"{name}: {what}", "per scan", counts[what]) for what in ("tasks", "commits", "SQL statements")]
     return rows
 
 

@@ -109,12 +109,13 @@ def _cached(keys: list[str]) -> dict[str, Any]:
     """The cache's entries for `keys` (read-only: the remembered ones are shared by requests)."""
     if not has_request_context():  # a worker's steps: its process need not hear every event
         return cache.get_many(keys)
-    hits = {key: hit for key in keys if (hit := _REMEMBERED.get(_ident(key))) is not None}
+    idents = {key: _ident(key) for key in keys}
+    hits = {key: hit for key, ident in idents.items() if (hit := _REMEMBERED.get(ident)) is not None}
     began = _REMEMBERED.reading()
     read = cache.get_many([key for key in keys if key not in hits])
     for key, hit in read.items():
         if _well_formed(hit):
-            _REMEMBERED.keep(_ident(key), hit, began)
+            _REMEMBERED.keep(idents[key], hit, began)
     return {**hits, **read}
 
 
@@ -203,9 +204,9 @@ def remember(ind: Indicator, answer: Answer) -> None:
 
 def _announce(cache_keys: list[str]) -> None:
     """Tell every process's memory that these entries changed (they are in the cache already)."""
-    for key in cache_keys:
-        _REMEMBERED.drop(_ident(key))
-        publish("indicator", _ident(key))
+    for ident in map(_ident, cache_keys):
+        _REMEMBERED.drop(ident)
+        publish("indicator", ident)
 
 
 def _save_aliases(sha256: str, hashes: list[Any]) -> None:
