@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask_jwt_extended.exceptions import (
     InvalidHeaderError,
     JWTExtendedException,
@@ -149,7 +149,9 @@ def _guard(refresh: bool, check: Callable[[], None] | None = None) -> Callable[[
             _require(refresh)
             if check is not None:
                 check()
-            return current_app.ensure_sync(fn)(*args, **kwargs)
+            # Called as it is: every view is a plain function (a MethodView's passes its method
+            # through ensure_sync itself), and asking again on each request costs an inspection.
+            return fn(*args, **kwargs)
 
         return wrapper
 

@@ -17,7 +17,7 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..virustotal.client import VirusTotalClient
 from ..virustotal.errors import NotFoundError
 from ..virustotal.models import IndicatorReport
 from ..virustotal.store import save_report
-from . import cache
+from . import cache, scoring
 from .indicators import Indicator
 from .models import HashAlias
 
@@ -52,6 +52,9 @@ class Answer:
     source: str  # cache | database | virustotal
     fetched_at: datetime  # when VirusTotal gave it
     latency_ms: int = 0
+    # What `outcome` worked out, by VirusTotal type: an answer a process remembers is the same
+    # object for every request it answers, so its report is read through once.
+    _outcomes: dict[str, scoring.Outcome] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def provider_status(self) -> str:
@@ -60,6 +63,13 @@ class Answer:
     @property
     def cached(self) -> bool:
         return self.source != "virustotal"
+
+    def outcome(self, vt_type: str) -> scoring.Outcome:
+        """The verdict, counts and details of the report (the same objects each time: read-only)."""
+        found = self._outcomes.get(vt_type)
+        if found is None:
+            found = self._outcomes[vt_type] = scoring.outcome(vt_type, self.report, self.provider_status)
+        return found
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,11 @@ def local_answers(indicators: Iterable[Indicator], not_before: datetime | None =
     hits = _cached([ind.cache_key for ind in wanted])
     for ind in wanted:
         hit = hits.get(ind.cache_key)
-        if _well_formed(hit) and _usable(hit["fetched_at"], ind.vt_type, not_before):
-            found[ind] = Answer(hit["report"], "cache", hit["fetched_at"], _ms_since(started))
+        if hit is not None and _usable(hit.fetched_at, ind.vt_type, not_before):
+            found[ind] = hit
     missing = [ind for ind in wanted if ind not in found]
+    if not missing:
+        return found
     for ind, row in _stored(missing).items():
         if _usable(row.fetched_at, ind.vt_type, not_before):
             found[ind] = Answer(row.report, "database", row.fetched_at, _ms_since(started))
@@ -105,18 +117,29 @@ def local_answers(indicators: Iterable[Indicator], not_before: datetime | None =
     return found
 
 
-def _cached(keys: list[str]) -> dict[str, Any]:
-    """The cache's entries for `keys` (read-only: the remembered ones are shared by requests)."""
+def _cached(keys: list[str]) -> dict[str, Answer]:
+    """The cache's answers for `keys` (read-only: the remembered ones are shared by requests)."""
     if not has_request_context():  # a worker's steps: its process need not hear every event
-        return cache.get_many(keys)
+        return _from_cache(keys)
     idents = {key: _ident(key) for key in keys}
     hits = {key: hit for key, ident in idents.items() if (hit := _REMEMBERED.get(ident)) is not None}
     began = _REMEMBERED.reading()
-    read = cache.get_many([key for key in keys if key not in hits])
-    for key, hit in read.items():
-        if _well_formed(hit):
-            _REMEMBERED.keep(idents[key], hit, began)
+    read = _from_cache([key for key in keys if key not in hits])
+    for key, answer in read.items():
+        # Answered from this process's memory, it takes no time at all.
+        _REMEMBERED.keep(idents[key], replace(answer, latency_ms=0), began)
     return {**hits, **read}
+
+
+def _from_cache(keys: list[str]) -> dict[str, Answer]:
+    started = time.monotonic()
+    entries = cache.get_many(keys)
+    took = _ms_since(started)
+    return {
+        key: Answer(entry["report"], "cache", entry["fetched_at"], took)
+        for key, entry in entries.items()
+        if _well_formed(entry)
+    }
 
 
 def _ident(cache_key: str) -> str:
@@ -135,8 +158,8 @@ def local_answer(ind: Indicator, not_before: datetime | None = None) -> Answer |
 def current_report(ind: Indicator) -> dict[str, Any] | None:
     """The report we hold for the indicator now, however old: what a finished lookup just used."""
     hit = _cached([ind.cache_key]).get(ind.cache_key)
-    if _well_formed(hit) and hit["report"] is not None:
-        return hit["report"]
+    if hit is not None and hit.report is not None:
+        return hit.report
     row = _stored([ind]).get(ind)
     return row.report if row is not None else None
 

@@ -55,6 +55,7 @@ IOC_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b7a-9a55-2f4f3c1d7e90")
 
 _HASHES = {32: "md5", 40: "sha1", 64: "sha256"}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_ADDRESS_CHARS = re.compile(r"^[0-9a-fA-F.:]+$")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -137,7 +138,9 @@ def _rearm(text: str) -> str:
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    if "%" in candidate:  # an IPv6 zone index names an interface of one machine
+    # Only these characters make an address (a "%" zone index names an interface of one machine):
+    # anything else is not one, without the price of ip_address's refusal.
+    if not _ADDRESS_CHARS.match(candidate):
         return None
     try:
         address = ipaddress.ip_address(candidate)

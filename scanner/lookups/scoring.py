@@ -136,6 +136,19 @@ def details(vt_type: str, report: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """All a finished row keeps from a report: its summary, counts and details."""
+
+    summary: Summary
+    counts: Counts | None
+    details: dict[str, Any]
+
+
+def outcome(vt_type: str, report: dict[str, Any] | None, provider_status: str) -> Outcome:
+    return Outcome(summarize(report, provider_status), counts(report), details(vt_type, report))
+
+
 def permalink(vt_type: str, report: dict[str, Any] | None) -> str | None:
     object_id = (report or {}).get("id")
     return f"{GUI}/{_GUI_KIND[vt_type]}/{object_id}" if object_id else None

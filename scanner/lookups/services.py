@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, inspect, select
+from sqlalchemy import ColumnElement, Select, func, insert, select
 
 from .. import work
 from ..auth.access import owned_or_404
@@ -38,9 +38,31 @@ ENDPOINT_TYPES = {
 }
 
 
+class NewLookup:
+    """A lookup a request is answering, not yet stored: the columns it was given, as plain
+    attributes (one never given reads None, as on a new ORM object). Its first step runs on it,
+    then it is INSERTed as it stands: nothing in between needs the session, and made as an ORM
+    object it cost the web process more than the rest of an answer from the cache."""
+
+    def __init__(self, **given: Any) -> None:
+        self.__dict__.update(given)
+
+    def __getattr__(self, name: str) -> Any:  # called only for an attribute never given
+        if name in _LOOKUP_COLUMNS:
+            return None
+        raise AttributeError(name)
+
+    def keep_details(self, details: dict[str, Any]) -> None:
+        self.details = details
+
+    def values(self) -> dict[str, Any]:
+        """Column -> value, for the columns given (the table's defaults fill the others)."""
+        return {_LOOKUP_COLUMNS[key]: value for key, value in self.__dict__.items()}
+
+
 @dataclass(frozen=True)
 class Checked:
-    lookup: Lookup
+    lookup: NewLookup
     delay: float | None  # seconds until a worker should take its next step; None: finished
 
     @property
@@ -56,7 +78,7 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
     Only the user's id is read: they may be outside the session (`signed_in_user()`)."""
     started = time.monotonic()
     ind = indicators.parse(raw, vt_type)
-    lookup = Lookup(
+    lookup = NewLookup(
         id=new_uuid(),
         user_id=user.id,
         ioc=ind.value,
@@ -68,7 +90,7 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
         polls=0,
         created_at=utcnow(),
     )
-    delay = steps.step(lookup, user, interactive=True)
+    delay = work.attempt(LOOKUPS, lookup, steps.IndicatorSteps(user, interactive=True), interactive=True)
     if delay is not None:
         lookup.next_check_at = utcnow() + timedelta(seconds=delay)
     lookup.total_ms = int((time.monotonic() - started) * 1000)
@@ -76,18 +98,17 @@ def check(user: User, raw: str, force_refresh: bool = False, vt_type: str | None
     return Checked(lookup, delay)
 
 
-# A new lookup is written with one Core INSERT of the columns it was given (the table's defaults
-# fill the others). Through the session's unit of work, that one row cost the web process more
-# than the rest of an answer from the cache; nothing is saved with it (its notes come later), and
-# the answer is built from this object, not read back.
+# A new lookup is written with one Core INSERT of the columns it was given. Through the session's
+# unit of work, that one row cost the web process more than the rest of an answer from the cache;
+# nothing is saved with it (its notes come later), and the answer is built from the NewLookup, not
+# read back.
 _LOOKUP_COLUMNS = {attr.key: attr.columns[0].key for attr in Lookup.__mapper__.column_attrs}
 _INSERT_LOOKUP = insert(Lookup.__table__)
 _LOOKUP_ROWS = GroupedInsert(Lookup.__table__)
 
 
-def _insert(lookup: Lookup) -> None:
-    given = inspect(lookup).dict
-    values = {column: given[key] for key, column in _LOOKUP_COLUMNS.items() if key in given}
+def _insert(lookup: NewLookup) -> None:
+    values = lookup.values()
     if _session_in_use():
         db.session.execute(_INSERT_LOOKUP, values)  # committed by the caller, with what else it wrote
         return

@@ -34,11 +34,6 @@ def indicator_of(row: IndicatorWork) -> Indicator:
     return Indicator(row.ioc_type, row.ioc)  # type: ignore[arg-type]
 
 
-def step(row: IndicatorWork, user: User, *, interactive: bool = False) -> float | None:
-    """Take the next step of a row a request is answering now (`interactive`, see `work.attempt`)."""
-    return work.attempt(work_rows(type(row)), row, IndicatorSteps(user, interactive), interactive=interactive)
-
-
 def work_rows(model: type[IndicatorWork]) -> work.WorkRows:
     """Lookups or bulk items as work rows: pending ones are worked on, with the LOOKUP_ settings."""
     return work.WorkRows(model, model.next_check_at, ("pending",), "LOOKUP")
@@ -111,8 +106,8 @@ def _poll(row: IndicatorWork, user: User, ind: Indicator) -> float | None:
 
 def finish(row: IndicatorWork, answer: answers.Answer) -> None:
     """Record an answer: counts, verdict, score and evidence, as VirusTotal gave them."""
-    summary = scoring.summarize(answer.report, answer.provider_status)
-    found = scoring.counts(answer.report)
+    worked_out = answer.outcome(indicator_of(row).vt_type)
+    summary, found = worked_out.summary, worked_out.counts
     row.status, row.stage, row.provider_status = "completed", "done", answer.provider_status
     row.source, row.report_fetched_at, row.latency_ms = answer.source, answer.fetched_at, answer.latency_ms
     row.verdict, row.score, row.explanation = summary.verdict, summary.score, summary.explanation
@@ -122,7 +117,7 @@ def finish(row: IndicatorWork, answer: answers.Answer) -> None:
     row.undetected_count = found.undetected if found else None
     row.reputation = found.reputation if found else None
     row.error, row.next_check_at, row.finished_at = None, None, utcnow()
-    row.keep_details(scoring.details(indicator_of(row).vt_type, answer.report))
+    row.keep_details(worked_out.details)
 
 
 def fail(row: IndicatorWork, reason: str) -> None:
