@@ -173,9 +173,7 @@ def test_a_hundred_clients_that_go_away_leave_no_greenlet_thread_or_subscription
     # A report written while the last stream held its place but had not yet subscribed shows 99
     # waiters: wait for one from after every stream subscribed.
     waiting = 100 if redis_client is not None else 0
-    busy = wait_for_probe(
-        probes, lambda counts: counts["streams_open"] == 100 and counts["stream_waiters"] == waiting
-    )
+    busy = wait_for_probe(probes, lambda counts: counts["streams_open"] == 100 and counts["stream_waiters"] == waiting)
     assert busy["greenlets"] >= 100  # the probe sees each stream's greenlet
     if redis_client is not None:
         # One subscription for the whole worker, not one per stream.
