@@ -261,7 +261,8 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
     """
     if interactive:
         row.attempts = (row.attempts or 0) + 1  # type: ignore[attr-defined]
-    name = f"{type(row).__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
+    # Named by its table: a row a request answers may be a plain object until it is stored.
+    name = f"{rows.model.__name__} {getattr(row, 'id', None)}"  # read now: a failed flush expires the row
     try:
         delay = work.step(row)
         # Set before the flush, so that the row's changes are one UPDATE; if the flush fails, the
