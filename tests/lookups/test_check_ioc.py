@@ -3,6 +3,7 @@ the order of answers: cache, then our database, then VirusTotal."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -191,7 +192,7 @@ def test_an_unknown_url_is_submitted_and_a_worker_finishes_it(client, user, add_
 
 
 def test_spent_budget_answers_202_and_a_worker_finishes_when_it_frees(
-    app, client, user, add_key, vt_emulator, start_worker, monkeypatch
+    app, client, user, add_key, vt_emulator, start_worker, monkeypatch, caplog
 ):
     # A one-request-per-second key: its check at creation spends the budget.
     scale = {"VT_QUOTA_MINUTE_SECONDS": 1.0, "VT_QUOTA_MARGIN_SECONDS": 0.2}
@@ -199,6 +200,7 @@ def test_spent_budget_answers_202_and_a_worker_finishes_when_it_frees(
         monkeypatch.setitem(app.config, name, value)
     vt_emulator.configure(minute_seconds=1)
     key = add_key(user, per_minute=1)
+    caplog.set_level(logging.INFO, logger="scanner.work")
 
     response = check(client, user, "quota.example.com")
 
@@ -207,6 +209,9 @@ def test_spent_budget_answers_202_and_a_worker_finishes_when_it_frees(
     assert body["status"] == "pending"
     assert body["providers"][0]["status"] == "rate_limited"
     assert body["summary"]["verdict"] == "unknown" and body["summary"]["score"] is None  # no verdict from a 429
+    # The web's log names the lookup as the worker's will, though it is not stored yet as it waits.
+    waits = [r.getMessage() for r in caplog.records if r.name == "scanner.work" and "for VirusTotal quota" in r.message]
+    assert waits and waits[0].startswith(f"Lookup {body['lookup_id']} waits")
     start_worker(**{name: str(value) for name, value in scale.items()})
     done = wait_for_lookup(client, user, body["lookup_id"])
     assert done["status"] == "completed" and done["verdict"] == "clean"
