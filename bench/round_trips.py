@@ -200,23 +200,13 @@ def run() -> list[dict]:
     finally:
         proc.terminate()
         proc.wait(10)
-    rows = []
-    for figure, counts in warm.items():
-        for what in ("SQL statements", "connection checkouts", "pings", "commits", "redis round trips"):
-            baseline = cold[figure][what] if cold else None
-            rows.append(
-                {
-                    "figure": f"{figure}: {what}",
-                    "unit": "per request",
-                    "value": counts[what],
-                    "baseline": baseline,
-                    "ratio": round(counts[what] / baseline, 2) if baseline else None,
-                    "target": None,
-                    "met": None,
-                }
-            )
     from figures import figure
 
+    rows = []
+    for name, counts in warm.items():
+        for what in ("SQL statements", "connection checkouts", "pings", "commits", "redis round trips"):
+            baseline = cold[name][what] if cold else None
+            rows.append(figure(f"{name}: {what}", "per request", counts[what], baseline=baseline))
     for name, counts in scans.items():
         rows += [figure(f"{name}: {what}", "per scan", counts[what]) for what in ("tasks", "commits", "SQL statements")]
     return rows
