@@ -18,11 +18,12 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
 from .errors import ServiceUnavailable
 from .extensions import db
+from .insert_many import many_rows
 
 
 class _Row:
@@ -37,7 +38,7 @@ class _Row:
 
 class GroupedInsert:
     def __init__(self, table: Table) -> None:
-        self._statement = insert(table)
+        self._table = table
         self._lock = threading.Lock()
         self._queue: list[_Row] = []
         self._writing = False
@@ -122,10 +123,16 @@ class GroupedInsert:
                         row.error = error
 
     def _commit(self, rows: list[_Row]) -> None:
-        # A transaction of its own, not the session's: one the writing request has open must not
-        # hold the other requests' rows until it commits (or roll them back). And all of the rows
-        # or none: SQLite's executemany in autocommit would keep those before a failing one.
-        with db.engine.begin() as connection:
-            connection.execute(self._statement, [row.values for row in rows])
+        # A connection of its own, not the session's: a transaction the writing request has open
+        # must not hold the other requests' rows until it commits (or roll them back). All of the
+        # rows or none: one statement needs no transaction around it (no BEGIN and COMMIT to wait
+        # for); an executemany does, or SQLite would keep the rows before a failing one.
+        with db.engine.connect() as connection:
+            statement, parameters = many_rows(self._table, connection.dialect, [row.values for row in rows])
+            if isinstance(parameters, dict):
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, parameters)
+            else:
+                with connection.begin():
+                    connection.execute(statement, parameters)
         for row in rows:
             row.written = True

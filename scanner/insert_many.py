@@ -3,38 +3,93 @@
 A scan's verdicts are some seventy rows. Sent as an executemany they are seventy executions for
 the driver to prepare, bind and read back, which cost more CPU than the rest of the step; a
 multi-row VALUES is a statement of five hundred parameters built and compiled on every call.
-This statement is compiled once per process, on PostgreSQL (json_to_recordset) and SQLite
-(json_each) alike. Text columns only: that is what JSON carries without a cast.
+This statement is compiled once per process and set of columns. PostgreSQL unpacks the array with
+`json_to_recordset`, each field cast to its column's type (uuid, timestamp, boolean, integer,
+json, text), so any row goes this way. SQLite's `json_each` hands back JSON's own types, which
+are its storage only for text (a uuid or a timestamp is stored in a form of SQLAlchemy's): rows
+with other columns go there as an executemany, which SQLite, in process, runs without a round
+trip per row.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, text
+from sqlalchemy import String, Table, TextClause, bindparam, insert, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import Executable
 
 from .extensions import db
 
 
 def insert_many(table: Table, rows: list[dict[str, Any]], **same: Any) -> None:
-    """INSERT `rows` (dicts of text columns, all with the same keys) into `table`, each with the
-    columns and values of `same` as well."""
-    if not rows:
-        return
-    dialect = db.session.get_bind().dialect.name
-    statement = _statement(table, dialect, tuple(same), tuple(rows[0]))
-    db.session.execute(statement, {**same, "rows": json.dumps(rows, separators=(",", ":"))})
+    """INSERT `rows` (dicts, all with the same keys) into `table` through the session, each with
+    the columns and values of `same` as well."""
+    if rows:
+        db.session.execute(*many_rows(table, db.session.get_bind().dialect, rows, same))
+
+
+def many_rows(
+    table: Table, dialect: Dialect, rows: list[dict[str, Any]], same: dict[str, Any] | None = None
+) -> tuple[Executable, dict[str, Any] | list[dict[str, Any]]]:
+    """The statement and its parameters that INSERT `rows` (all with the same keys, and `same` on
+    each): one parameter set, so one statement, except for rows SQLite cannot unpack. The table's
+    own defaults fill the columns not given, as an INSERT of the table would."""
+    same = same or {}
+    given = (*same, *rows[0])
+    defaults = _defaults(table, given)
+    if defaults:
+        filled = {key: default.arg(None) if default.is_callable else default.arg for key, default in defaults.items()}
+        rows = [{**filled, **row} for row in rows]
+    columns = tuple(rows[0])
+    if dialect.name != "postgresql" and not _all_text(table, columns):
+        return insert(table), [{**same, **row} for row in rows]
+    statement = _statement(table, dialect, tuple(same), columns)
+    return statement, {**same, "rows": _ROWS.encode(rows)}
 
 
 @functools.lru_cache(maxsize=16)
-def _statement(table: Table, dialect: str, same: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
-    # Only the table's own column names reach the SQL text (KeyError for any other); values are bound.
+def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
+    # Python-side defaults only: a text statement would skip them, where the database has none.
+    return {
+        column.key: column.default
+        for column in table.columns
+        if column.key not in given and column.default is not None and not column.default.is_sequence
+    }
+
+
+def _all_text(table: Table, columns: tuple[str, ...]) -> bool:
+    return all(isinstance(table.c[key].type, String) for key in columns)
+
+
+def _json_value(value: Any) -> Any:
+    """The JSON form PostgreSQL casts to the column's type; timestamps are stored as naive UTC
+    (`db_types.UTCDateTime`), and the cast to `timestamp` would drop an offset unconverted."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+# Made once: `json.dumps` with a `default` builds an encoder on every call.
+_ROWS = json.JSONEncoder(default=_json_value, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=16)
+def _statement(table: Table, dialect: Dialect, same: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
+    # Only the table's own column names and types reach the SQL text (KeyError for any other);
+    # values are bound.
     names = [table.c[key].name for key in (*same, *columns)]
     fixed = [f":{key}" for key in same]
-    if dialect == "postgresql":
-        record = ", ".join(f"{table.c[key].name} text" for key in columns)
+    if dialect.name == "postgresql":
+        record = ", ".join(f"{table.c[key].name} {table.c[key].type.compile(dialect=dialect)}" for key in columns)
         unpacked = [f"r.{table.c[key].name}" for key in columns]
         source = f"json_to_recordset(CAST(:rows AS json)) AS r({record})"
     else:

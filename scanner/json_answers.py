@@ -1,16 +1,34 @@
-"""Answers whose JSON is made once and kept (a scan's status, a history page, scanner/event_memory.py):
-made by the operation's own response schema as flask-smorest would make it, and sent as made."""
+"""Answers sent as JSON text made outside flask-smorest's response decorator, exactly as it would
+make them from the operation's response schema:
+
+- `made` and `sent`: an answer made once and kept (a scan's status, a history page,
+  scanner/event_memory.py), by the schema's own dump.
+- `written`: an answer made on every request from a presenter's plain data (a cached check_ioc),
+  where the schema's dump cost as much as the rest of the answer. A presenter already gives each
+  field the schema's form but for dates and ids, which are written as the schemas write them; the
+  schema stays the answer's documentation, and tests hold the two to the same text.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, current_app
 from marshmallow import Schema
 
+from .jsonable import json_default
+
+# The app's JSON settings (scanner/__init__.py: keys in the order given; ASCII only), compact.
+_PLAIN = json.JSONEncoder(default=json_default, separators=(",", ":"))
+
 
 def made(schema: Schema, value: Any) -> str:
     return current_app.json.dumps(schema.dump(value), separators=(",", ":"))
+
+
+def written(value: Any) -> str:
+    return _PLAIN.encode(value)
 
 
 def sent(text: str) -> Response:

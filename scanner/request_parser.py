@@ -63,15 +63,19 @@ def _no_constant(name: str) -> Any:
     raise BodyRefused(f"{name} is not JSON")
 
 
+# Made once: `json.loads` with hooks builds a decoder for every body.
+_DECODER = json.JSONDecoder(
+    parse_int=lambda s: _number(s, int), parse_float=lambda s: _number(s, float), parse_constant=_no_constant
+)
+
+
 def parse_json(raw: bytes) -> Any:
     """Decode a JSON body within the limits above; raises `BodyRefused` or `json.JSONDecodeError`."""
     try:
-        document = json.loads(
-            raw.decode("utf-8"),
-            parse_int=lambda s: _number(s, int),
-            parse_float=lambda s: _number(s, float),
-            parse_constant=_no_constant,
-        )
+        text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        document = _DECODER.decode(text)
     except RecursionError:
         raise BodyRefused(f"nesting is limited to {MAX_JSON_DEPTH} levels") from None
     except UnicodeDecodeError:

@@ -8,6 +8,7 @@ from marshmallow import RAISE
 
 from ..auth.access import current_user, login_required, signed_in_user
 from ..extensions import db
+from ..json_answers import sent, written
 from ..request_args import links
 from . import presenters, services, tasks
 from .schemas import (
@@ -58,10 +59,11 @@ class CheckIoc(MethodView):
         """Check an indicator: from the cache, our stored report, or VirusTotal"""
         checked = services.check(signed_in_user(), args["ioc"], args["force_refresh"])
         raw = services.raw_report(checked.lookup) if args["show_raw"] else None
-        # The answer is the row as written: built before the commit, it needs no read back.
-        answer = presenters.lookup_result(checked.lookup, raw)
+        # The answer is the row as written: built before the commit, it needs no read back; and
+        # written as its schema would write it, without the dump (scanner/json_answers.py).
+        answer = written(presenters.lookup_result(checked.lookup, raw))
         status, headers = lookup_answer(checked)
-        return answer, status, headers
+        return sent(answer), status, headers
 
 
 @blp.route("/lookup/<id:lookup_id>")

@@ -4,6 +4,7 @@ the order of answers: cache, then our database, then VirusTotal."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -307,3 +308,35 @@ def test_virustotal_refusing_fails_the_lookup_with_the_reason(client, user, add_
     assert response.json["status"] == "failed"
     assert response.json["summary"]["verdict"] == "unknown"
     assert "ForbiddenError" in response.json["error"]
+
+
+def test_each_kind_of_answer_is_the_text_its_documented_schema_makes(app, client, user, add_key, vt_emulator):
+    """check_ioc writes its answer without flask-smorest's dump (scanner/json_answers.py): for
+    every kind of answer, the text is what the dump of the schema the API documents would send."""
+    from scanner.extensions import db
+    from scanner.json_answers import made
+    from scanner.lookups import presenters, services
+    from scanner.lookups.models import Lookup
+    from scanner.lookups.schemas import LookupResultSchema
+
+    content = b"a sample every engine has an opinion of\n"
+    vt_emulator.add_file(content, verdict="malicious")
+    vt_emulator.add_url("http://malware.example.net/payload", verdict="malicious")
+    add_key(user)
+    answers = [
+        check(client, user, "8.8.8.8"),  # VirusTotal's, with context
+        check(client, user, "8.8.8.8"),  # the cache's
+        check(client, user, md5(content)),  # malicious, with evidence
+        check(client, user, "http://malware.example.net/payload", show_raw=True),  # with VirusTotal's object
+        check(client, user, "0" * 64),  # not found
+        check(client, user, "https://fresh-phish.example.com/login"),  # pending: 202
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 202]
+    assert any(a.json["providers"][0]["evidence"] for a in answers) and "raw" in answers[3].json["providers"][0]
+    schema = LookupResultSchema()
+    with app.test_request_context():
+        for answer in answers:
+            lookup = db.session.get(Lookup, uuid.UUID(answer.json["lookup_id"]))
+            raw = services.raw_report(lookup) if "raw" in answer.json["providers"][0] else None
+            assert answer.get_data(as_text=True) == made(schema, presenters.lookup_result(lookup, raw))
+        db.session.remove()
