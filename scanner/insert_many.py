@@ -40,11 +40,17 @@ def many_rows(
     each): one parameter set, so one statement, except for rows SQLite cannot unpack. The table's
     own defaults fill the columns not given, as an INSERT of the table would."""
     same = same or {}
-    given = (*same, *rows[0])
-    defaults = _defaults(table, given)
+    defaults = _defaults(table, (*same, *rows[0]))
     if defaults:
-        filled = {key: default.arg(None) if default.is_callable else default.arg for key, default in defaults.items()}
-        rows = [{**filled, **row} for row in rows]
+        # A callable default is called for each row, as an INSERT of the table would (those that
+        # take no execution context: SQLAlchemy wraps them to take one and ignore it).
+        rows = [
+            {
+                **{key: default.arg(None) if default.is_callable else default.arg for key, default in defaults.items()},
+                **row,
+            }
+            for row in rows
+        ]
     columns = tuple(rows[0])
     if dialect.name != "postgresql" and not _all_text(table, columns):
         return insert(table), [{**same, **row} for row in rows]

@@ -21,24 +21,20 @@ LOOKUP, UPLOAD = "GET /files/{id}", "POST /files"
 
 
 @contextmanager
-def verdicts_refused(app):
-    """The database refuses every engine verdict, as a full disk or a broken migration would."""
+def inserts_refused(app, table: str):
+    """The database refuses every row of `table`, as a full disk or a broken migration would."""
     from scanner.extensions import db
 
     if database_is_postgres():
         create = [
-            "CREATE FUNCTION refuse_verdicts() RETURNS trigger LANGUAGE plpgsql"
-            " AS $$ BEGIN RAISE EXCEPTION 'verdicts refused'; END $$",
-            "CREATE TRIGGER refuse_verdicts BEFORE INSERT ON engine_results"
-            " FOR EACH ROW EXECUTE FUNCTION refuse_verdicts()",
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql"
+            f" AS $$ BEGIN RAISE EXCEPTION '{table} refused'; END $$",
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
         ]
-        drop = ["DROP TRIGGER IF EXISTS refuse_verdicts ON engine_results", "DROP FUNCTION IF EXISTS refuse_verdicts()"]
+        drop = [f"DROP TRIGGER IF EXISTS refuse_{table} ON {table}", f"DROP FUNCTION IF EXISTS refuse_{table}()"]
     else:
-        create = [
-            "CREATE TRIGGER refuse_verdicts BEFORE INSERT ON engine_results"
-            " BEGIN SELECT RAISE(ABORT, 'verdicts refused'); END"
-        ]
-        drop = ["DROP TRIGGER IF EXISTS refuse_verdicts"]
+        create = [f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        drop = [f"DROP TRIGGER IF EXISTS refuse_{table}"]
     with app.app_context():
         with db.engine.begin() as conn:
             for statement in create:
@@ -60,7 +56,7 @@ def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
     key = add_key(user)
     start_worker(SCAN_MAX_ATTEMPTS="3")
 
-    with verdicts_refused(app):
+    with inserts_refused(app, "engine_results"):
         status = wait_for_scan(client, user, uploaded(client, user, content)["scan"]["scan_id"])
         asked = vt_emulator.counts(key["key_value"])
         time.sleep(1.5)  # many retry periods: a looping scan would ask again meanwhile
@@ -71,6 +67,22 @@ def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
     # Every attempt got as far as the lookup, and nothing was asked once the scan had failed.
     assert asked[LOOKUP] == 3
     assert asked_later == asked
+
+
+def test_an_error_before_the_steps_first_commit_is_an_attempt_too(
+    app, client, user, add_key, vt_emulator, start_worker
+):
+    # A scan's claim is committed with its step's first commit (scanner/work.py): here the step
+    # fails before it, on the file's flight, and its count must not be rolled back with the rest.
+    key = add_key(user)
+    start_worker(SCAN_MAX_ATTEMPTS="3")
+
+    with inserts_refused(app, "scan_flights"):
+        status = wait_for_scan(client, user, uploaded(client, user, b"no flight will take off\n")["scan"]["scan_id"])
+
+    assert status["status"] == "failed", status
+    assert status["error"].startswith("An internal error kept stopping it (3 attempts)"), status["error"]
+    assert vt_emulator.counts(key["key_value"]).get(LOOKUP, 0) == 0
 
 
 def test_a_scan_whose_steps_kept_dying_fails_instead_of_looping(app, client, user, add_key, vt_emulator):
