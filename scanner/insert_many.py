@@ -16,13 +16,14 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Table, TextClause, bindparam, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
+from .db_types import UTCDateTime
 from .extensions import db
 
 
@@ -42,15 +43,7 @@ def many_rows(
     same = same or {}
     defaults = _defaults(table, (*same, *rows[0]))
     if defaults:
-        # A callable default is called for each row, as an INSERT of the table would (those that
-        # take no execution context: SQLAlchemy wraps them to take one and ignore it).
-        rows = [
-            {
-                **{key: default.arg(None) if default.is_callable else default.arg for key, default in defaults.items()},
-                **row,
-            }
-            for row in rows
-        ]
+        rows = [{**_default_values(defaults), **row} for row in rows]
     columns = tuple(rows[0])
     if dialect.name != "postgresql" and not _all_text(table, columns):
         return insert(table), [{**same, **row} for row in rows]
@@ -68,20 +61,27 @@ def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _default_values(defaults: dict[str, Any]) -> dict[str, Any]:
+    # A callable default is called for each row, as an INSERT of the table would (those that take
+    # no execution context: SQLAlchemy wraps them to take one and ignore it).
+    return {key: default.arg(None) if default.is_callable else default.arg for key, default in defaults.items()}
+
+
 def _all_text(table: Table, columns: tuple[str, ...]) -> bool:
     return all(isinstance(table.c[key].type, String) for key in columns)
 
 
 def _json_value(value: Any) -> Any:
-    """The JSON form PostgreSQL casts to the column's type; timestamps are stored as naive UTC
-    (`db_types.UTCDateTime`), and the cast to `timestamp` would drop an offset unconverted."""
+    """The JSON form PostgreSQL casts to the column's type; timestamps as their column type stores
+    them (naive UTC): the cast to `timestamp` would drop an offset unconverted."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        return _TIMESTAMP.process_bind_param(value, None).isoformat()
     raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+_TIMESTAMP = UTCDateTime()
 
 
 # Made once: `json.dumps` with a `default` builds an encoder on every call.

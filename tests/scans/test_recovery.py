@@ -72,8 +72,8 @@ def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
 def test_an_error_before_the_steps_first_commit_is_an_attempt_too(
     app, client, user, add_key, vt_emulator, start_worker
 ):
-    # A scan's claim is committed with its step's first commit (scanner/work.py): here the step
-    # fails before it, on the file's flight, and its count must not be rolled back with the rest.
+    # The step fails before its first commit and before any VirusTotal call, on the file's flight:
+    # the claim, committed on its own before the step (scanner/work.py), still counts the attempt.
     key = add_key(user)
     start_worker(SCAN_MAX_ATTEMPTS="3")
 
