@@ -14,11 +14,11 @@ trip per row.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import String, Table, TextClause, bindparam, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
@@ -48,7 +48,7 @@ def many_rows(
     if dialect.name != "postgresql" and not _all_text(table, columns):
         return insert(table), [{**same, **row} for row in rows]
     statement = _statement(table, dialect, tuple(same), columns)
-    return statement, {**same, "rows": _ROWS.encode(rows)}
+    return statement, {**same, "rows": _rows_json(rows)}
 
 
 @functools.lru_cache(maxsize=16)
@@ -84,8 +84,10 @@ def _json_value(value: Any) -> Any:
 _TIMESTAMP = UTCDateTime()
 
 
-# Made once: `json.dumps` with a `default` builds an encoder on every call.
-_ROWS = json.JSONEncoder(default=_json_value, separators=(",", ":"))
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    # orjson: several times faster than the standard encoder. Ids it writes as their text itself;
+    # timestamps are handed to `_json_value`.
+    return orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 @functools.lru_cache(maxsize=16)

@@ -6,7 +6,11 @@ make them from the operation's response schema:
 - `written`: an answer made on every request from a presenter's plain data (a cached check_ioc),
   where the schema's dump cost as much as the rest of the answer. A presenter already gives each
   field the schema's form but for dates and ids, which are written as the schemas write them; the
-  schema stays the answer's documentation, and tests hold the two to the same text.
+  schema stays the answer's documentation, and tests hold the two to the same text. It is written
+  by orjson, several times faster than the standard encoder; an answer orjson would write
+  otherwise than the app's JSON settings (text beyond ASCII, which they escape; a number beyond 64
+  bits, which orjson refuses) is written by the standard encoder instead. What differs still is
+  only how a float in exponent form is spelled, not its value (1.5e-7 for 1.5e-07).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from flask import Response, current_app
 from marshmallow import Schema
 
@@ -28,7 +33,11 @@ def made(schema: Schema, value: Any) -> str:
 
 
 def written(value: Any) -> str:
-    return _PLAIN.encode(value)
+    try:
+        text = orjson.dumps(value, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError:
+        return _PLAIN.encode(value)
+    return text.decode() if text.isascii() else _PLAIN.encode(value)
 
 
 def sent(text: str) -> Response:

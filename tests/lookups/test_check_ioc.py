@@ -321,18 +321,22 @@ def test_each_kind_of_answer_is_the_text_its_documented_schema_makes(app, client
 
     content = b"a sample every engine has an opinion of\n"
     vt_emulator.add_file(content, verdict="malicious")
+    named = b"a sample whose name is not ASCII\n"
+    vt_emulator.add_file(named, verdict="malicious", name="Rechnung_f\u00fcr_Sie.exe")
     vt_emulator.add_url("http://malware.example.net/payload", verdict="malicious")
     add_key(user)
     answers = [
         check(client, user, "8.8.8.8"),  # VirusTotal's, with context
         check(client, user, "8.8.8.8"),  # the cache's
         check(client, user, md5(content)),  # malicious, with evidence
+        check(client, user, md5(named), show_raw=True),  # text beyond ASCII, escaped as the app's JSON is
         check(client, user, "http://malware.example.net/payload", show_raw=True),  # with VirusTotal's object
         check(client, user, "0" * 64),  # not found
         check(client, user, "https://fresh-phish.example.com/login"),  # pending: 202
     ]
-    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 202]
-    assert any(a.json["providers"][0]["evidence"] for a in answers) and "raw" in answers[3].json["providers"][0]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 200, 200, 202]
+    assert any(a.json["providers"][0]["evidence"] for a in answers) and "raw" in answers[4].json["providers"][0]
+    assert "\\u00fc" in answers[3].get_data(as_text=True) and answers[3].get_data().isascii()
     schema = LookupResultSchema()
     with app.test_request_context():
         for answer in answers:
