@@ -14,7 +14,6 @@ trip per row.
 from __future__ import annotations
 
 import functools
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -72,10 +71,8 @@ def _all_text(table: Table, columns: tuple[str, ...]) -> bool:
 
 
 def _json_value(value: Any) -> Any:
-    """The JSON form PostgreSQL casts to the column's type; timestamps as their column type stores
-    them (naive UTC): the cast to `timestamp` would drop an offset unconverted."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
+    """The JSON form of a value orjson does not write itself: a timestamp as its column type stores
+    it (naive UTC), as the cast to `timestamp` would drop an offset unconverted."""
     if isinstance(value, datetime):
         return _TIMESTAMP.process_bind_param(value, None).isoformat()
     raise TypeError(f"{type(value).__name__} is not a column value")
@@ -85,8 +82,7 @@ _TIMESTAMP = UTCDateTime()
 
 
 def _rows_json(rows: list[dict[str, Any]]) -> str:
-    # orjson: several times faster than the standard encoder. Ids it writes as their text itself;
-    # timestamps are handed to `_json_value`.
+    # orjson: several times faster than the standard encoder; it writes ids as their text itself.
     return orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 

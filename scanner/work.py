@@ -106,15 +106,16 @@ class Steps(Protocol[R]):
         """Finish the row as failed, for `reason` (shown to its owner)."""
 
 
-def claim(rows: WorkRows, row_id: Any, *, commit: bool = True) -> Any | None:
-    """Take an active, due row for one step (a lease) and count the attempt; None when it is not
-    due, finished, or another worker holds it. Committed now, or (`commit=False`) by the caller."""
+def claim(rows: WorkRows, row_id: Any, *, commit: bool = True, until: datetime | None = None) -> Any | None:
+    """Take an active, due row for one step (a lease, to `until` or one lease from now) and count
+    the attempt; None when it is not due, finished, or another worker holds it. Committed now, or
+    (`commit=False`) by the caller."""
     now = utcnow()
     # The row comes back with the UPDATE that takes it (RETURNING): no second read of it. On
     # PostgreSQL its parent comes too (UPDATE ... FROM); SQLite's RETURNING names only the table
     # updated, so there the parent is read when the step first needs it.
     parent = rows.with_parent if db.session.get_bind().dialect.name == "postgresql" else None
-    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": now + rows.seconds("LEASE_SECONDS")}
+    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": until or now + rows.seconds("LEASE_SECONDS")}
     options = {"synchronize_session": False, "populate_existing": True}
     taken = db.session.execute(_claim_statement(rows, parent), values, execution_options=options).first()
     row = taken[0] if taken else None
@@ -129,27 +130,17 @@ class _Claim:
     """A claim taken in the step's transaction: until that transaction ends, a rollback undoes it."""
 
     def __init__(self, rows: WorkRows, row: Any) -> None:
-        self._rows, self._id = rows, row.id
-        self._until, self._attempts = getattr(row, rows.due.key), row.attempts
+        self._rows, self._id, self._until = rows, row.id, getattr(row, rows.due.key)
         self._transaction = db.session().get_transaction()
 
     def uncommitted(self) -> bool:
-        return self._transaction is not None and db.session().get_transaction() is self._transaction
+        return db.session().get_transaction() is self._transaction
 
     def restore(self) -> bool:
-        """After a rollback that undid the claim: the claim again, as it was (the same lease and
-        count of attempts), committed, for the step's outcome to be settled on. False when another
-        worker took the row in between."""
-        model, due = self._rows.model, self._rows.due
-        taken = db.session.execute(
-            update(model)
-            .where(model.id == self._id, model.status.in_(self._rows.active))
-            .where(or_(due.is_(None), due <= utcnow() + EARLY))
-            .values({due.key: self._until, "attempts": self._attempts}),
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        db.session.commit()
-        return bool(taken)
+        """After a rollback that undid the claim: the same claim again (the rollback brought the
+        count back, so it is counted once; the same lease), committed, for the step's outcome to be
+        settled on. False when another worker took the row in between."""
+        return claim(self._rows, self._id, until=self._until) is not None
 
 
 class _Taken(Exception):
