@@ -73,8 +73,7 @@ def test_an_error_before_the_steps_first_commit_is_an_attempt_too(
     app, client, user, add_key, vt_emulator, start_worker
 ):
     # The step fails before its first commit and before any VirusTotal call, on the file's flight:
-    # its rollback undoes the claim too, which is put back as it was (scanner/work.py), so the
-    # attempt still counts.
+    # the claim, committed on its own before the step (scanner/work.py), still counts the attempt.
     key = add_key(user)
     start_worker(SCAN_MAX_ATTEMPTS="3")
 
