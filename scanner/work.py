@@ -15,6 +15,8 @@ late, duplicated or lost without harm:
   with backoff and jitter, or a failure with a readable reason. Every claim counts as an attempt
   until a step ends well, so any exception, and a worker killed mid-step, is counted and the row
   fails after the limit instead of looping.
+- `commit_through_outage` commits what a step must not lose, such as the analysis VirusTotal
+  started for a file we sent, through a database connection that fails meanwhile.
 - `enqueue` queues the next step with a countdown when it is near. A longer wait is left to the
   sweep: a message waiting in the broker past its visibility timeout would be delivered twice.
 - `overdue` finds active rows whose due time passed more than a grace period ago (a lost message,
@@ -30,6 +32,7 @@ import functools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 from celery import Task
 from flask import current_app
 from sqlalchemy import bindparam, inspect, or_, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 
@@ -245,6 +249,30 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
     write(rows, row)
     db.session.commit()
     return delay
+
+
+# The pauses before each new try of a write that must not be lost: a terminated connection is
+# replaced at once, a restarting server takes seconds.
+OUTAGE_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
+
+
+def commit_through_outage(change: Callable[[], None]) -> None:
+    """Make `change` in the session and commit it. When the database connection fails meanwhile
+    (terminated, the server restarting or unreachable), roll back and make it again over a fresh
+    connection, for some seconds before the error is the step's: for the answer to a call that
+    cannot be made again without cost. The rollback drops whatever else the step had not
+    committed, so the step commits before the call whose answer this keeps."""
+    for pause in (*OUTAGE_PAUSES, None):
+        try:
+            change()
+            db.session.commit()
+            return
+        except DBAPIError as exc:
+            if pause is None or not (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+                raise
+            db.session.rollback()
+            log.warning("the database failed a write that must not be lost; again in %.1fs: %s", pause, exc.orig)
+            time.sleep(pause)
 
 
 def _due(delay: float | None) -> datetime | None:

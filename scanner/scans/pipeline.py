@@ -225,13 +225,26 @@ def _upload(scan: Scan) -> str:
 
 
 def _start_waiting(scan: Scan, analysis_id: str, poll_now: bool = False) -> float:
-    scan.vt_analysis_id, scan.stage, scan.polls = analysis_id, "waiting_for_analysis", 0
-    scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
-    flight.remember_analysis(scan.file.sha256, scan.id, analysis_id)
-    # No VirusTotal call follows in this step: the analysis id is committed with the step's end.
-    # Were that commit lost, the scan is still `uploading` (committed before the upload), and
-    # looks the file up before sending it again.
-    return 0.0 if poll_now else _cfg("SCAN_POLL_INTERVALS")[0]
+    """Wait for `analysis_id`: one VirusTotal just started (for a file sent, or a new analysis
+    asked for), or, with `poll_now`, one a previous owner of the flight stored."""
+
+    def wait() -> None:
+        scan.vt_analysis_id, scan.stage, scan.polls = analysis_id, "waiting_for_analysis", 0
+        scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
+        flight.remember_analysis(scan.file.sha256, scan.id, analysis_id)
+
+    def keep() -> None:
+        wait()
+        work.write(SCANS, scan)
+
+    if poll_now:
+        wait()
+        return 0.0
+    # Committed at once, and through a connection that fails meanwhile. Lost, the next step would
+    # find the scan still `uploading` and look the file up before sending it again; but VirusTotal
+    # knows a file only once its analysis ends, so it would be sent again.
+    work.commit_through_outage(keep)
+    return _cfg("SCAN_POLL_INTERVALS")[0]
 
 
 def _poll(scan: Scan) -> float | None:

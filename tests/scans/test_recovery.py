@@ -48,6 +48,52 @@ def inserts_refused(app, table: str):
             db.session.remove()
 
 
+@contextmanager
+def connection_killed_once(app, table: str, when: str):
+    """The first UPDATE of `table` for which `when` holds terminates the database connection that
+    sends it, as `pg_terminate_backend` or a server restart would at that moment."""
+    from scanner.extensions import db
+
+    statements = [
+        "CREATE SEQUENCE kill_once",
+        "CREATE FUNCTION kill_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF {when} AND nextval('kill_once') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;"
+        " RETURN NEW; END $$",
+        f"CREATE TRIGGER kill_once BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION kill_once()",
+    ]
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+        try:
+            yield
+        finally:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"DROP TRIGGER IF EXISTS kill_once ON {table}"))
+                conn.execute(text("DROP FUNCTION IF EXISTS kill_once()"))
+                conn.execute(text("DROP SEQUENCE IF EXISTS kill_once"))
+            db.session.remove()
+
+
+@pytest.mark.skipif(not database_is_postgres(), reason="terminates a PostgreSQL connection")
+def test_a_connection_lost_right_after_the_upload_sends_the_file_once(
+    client, app, user, add_key, vt_emulator, start_worker
+):
+    # The write of the analysis VirusTotal started loses its connection. VirusTotal knows a new
+    # file only once its analysis ends (3 s here), so a scan that lost the analysis id with it
+    # would look the file up, not find it, and send it again.
+    key = add_key(user)
+    start_worker()
+
+    with connection_killed_once(app, "scan_flights", "NEW.vt_analysis_id IS NOT NULL"):
+        scan_id = uploaded(client, user, b"new to VirusTotal while our database hiccups\n")["scan"]["scan_id"]
+        status = wait_for_scan(client, user, scan_id)
+
+    assert status["status"] == "completed", status
+    counts = vt_emulator.counts(key["key_value"])
+    assert counts[UPLOAD] == 1, counts
+
+
 def test_an_unexpected_error_is_an_attempt_and_the_scan_fails_after_the_limit(
     app, client, user, add_key, vt_emulator, start_worker
 ):
