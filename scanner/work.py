@@ -7,7 +7,12 @@ late, duplicated or lost without harm:
 
 - `claim` takes a row for one step with one UPDATE that succeeds only when the row is active and
   due, and moves the due time to the end of a lease. A duplicate or redelivered message finds the
-  row not due and does nothing: a row never has two chains of tasks.
+  row not due and does nothing: a row never has two chains of tasks. The claim is committed at
+  once, so that a step that kills its worker has been counted (below). A feature whose steps
+  commit before any work that could (`claim_with_step`: a scan's step commits before its first
+  VirusTotal call and before recording a report) has it committed with that first commit instead,
+  one commit less: the row is locked meanwhile, so a duplicate message waits and then finds it
+  not due, and a step that fails before that commit puts the claim its rollback undid back.
 - `Lease` renews that lease from a thread while the step runs (an upload may take minutes), so
   the sweep never hands a row that is being worked on to a second worker; a killed worker stops
   renewing and its rows are free again within a lease.
@@ -78,6 +83,9 @@ class WorkRows:
     with_parent: InstrumentedAttribute | None = None
     # Told the columns of a row `write` sent (the feature's cached reads may show some of them).
     on_write: Callable[[Any, frozenset[str]], None] | None = None
+    # The claim is committed with the step's first commit, not alone: only for steps that commit
+    # before any work that might kill the worker (before it, a worker killed leaves no count).
+    claim_with_step: bool = False
 
     def setting(self, name: str) -> Any:
         return current_app.config[f"{self.settings}_{name}"]
@@ -102,22 +110,45 @@ class Steps(Protocol[R]):
         """Finish the row as failed, for `reason` (shown to its owner)."""
 
 
-def claim(rows: WorkRows, row_id: Any) -> Any | None:
-    """Take an active, due row for one step (a lease, committed) and count the attempt; None when
-    it is not due, finished, or another worker holds it."""
+def claim(rows: WorkRows, row_id: Any, *, commit: bool = True, until: datetime | None = None) -> Any | None:
+    """Take an active, due row for one step (a lease, to `until` or one lease from now) and count
+    the attempt; None when it is not due, finished, or another worker holds it. Committed now, or
+    (`commit=False`) by the caller."""
     now = utcnow()
     # The row comes back with the UPDATE that takes it (RETURNING): no second read of it. On
     # PostgreSQL its parent comes too (UPDATE ... FROM); SQLite's RETURNING names only the table
     # updated, so there the parent is read when the step first needs it.
     parent = rows.with_parent if db.session.get_bind().dialect.name == "postgresql" else None
-    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": now + rows.seconds("LEASE_SECONDS")}
+    values = {"row_id": row_id, "due_by": now + EARLY, "lease_until": until or now + rows.seconds("LEASE_SECONDS")}
     options = {"synchronize_session": False, "populate_existing": True}
     taken = db.session.execute(_claim_statement(rows, parent), values, execution_options=options).first()
     row = taken[0] if taken else None
     if parent is not None and row is not None:
         set_committed_value(row, parent.key, taken[1])
-    db.session.commit()
+    if commit or row is None:
+        db.session.commit()
     return row
+
+
+class _Claim:
+    """A claim taken in the step's transaction: until that transaction ends, a rollback undoes it."""
+
+    def __init__(self, rows: WorkRows, row: Any) -> None:
+        self._rows, self._id, self._until = rows, row.id, getattr(row, rows.due.key)
+        self._transaction = db.session().get_transaction()
+
+    def uncommitted(self) -> bool:
+        return db.session().get_transaction() is self._transaction
+
+    def restore(self) -> bool:
+        """After a rollback that undid the claim: the same claim again (the rollback brought the
+        count back, so it is counted once; the same lease), committed, for the step's outcome to be
+        settled on. False when another worker took the row in between."""
+        return claim(self._rows, self._id, until=self._until) is not None
+
+
+class _Taken(Exception):
+    """Another worker took the row while this step's claim was rolled back: the row is theirs."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -229,9 +260,10 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
     """A worker's step for one row: claim it, run the step under a renewed lease, record when the
     next step is due and commit. `steps(row)` gives the feature's `Steps` for the row. Returns
     seconds until the next step; None when the row is finished or was not ours to take."""
-    row = claim(rows, row_id)
+    row = claim(rows, row_id, commit=not rows.claim_with_step)
     if row is None:
         return None
+    taken = _Claim(rows, row) if rows.claim_with_step else None
     work: Steps = steps(row)
     limit = rows.setting("MAX_ATTEMPTS")
     if row.attempts > limit:
@@ -241,7 +273,10 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
     else:
         leased = getattr(row, rows.due.key)
         with Lease(rows, row_id, leased):
-            delay = attempt(rows, row, work)
+            try:
+                delay = attempt(rows, row, work, claim=taken)
+            except _Taken:
+                return None
         if getattr(row, rows.due.key) != leased:  # a step that ended well wrote it with its changes
             db.session.commit()
             return delay
@@ -279,13 +314,16 @@ def _due(delay: float | None) -> datetime | None:
     return utcnow() + timedelta(seconds=delay) if delay is not None else None
 
 
-def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False) -> float | None:
+def attempt(
+    rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False, claim: _Claim | None = None
+) -> float | None:
     """Run one step and settle its outcome on the row (uncommitted); returns seconds until the
     next step, None once the row is finished.
 
     The row's attempt is counted already (by `claim`) unless `interactive`: a request is waiting
     for this step, on a row not yet stored, so a problem only the caller can fix (an AppError) or
-    an unexpected one is raised to it instead of settled on the row.
+    an unexpected one is raised to it instead of settled on the row. `claim`: the step's claim, put
+    back if a rollback undoes it (raises _Taken when another worker took the row meanwhile).
     """
     if interactive:
         row.attempts = (row.attempts or 0) + 1  # type: ignore[attr-defined]
@@ -322,9 +360,12 @@ def attempt(rows: WorkRows, row: R, work: Steps[R], *, interactive: bool = False
         if interactive:
             raise
         # Whatever the step flushed is dropped (the session is not even usable until then); what it
-        # committed stays, the claim's count of this attempt with it.
+        # committed stays, the claim's count of this attempt with it, or the claim is put back.
+        undone = claim is not None and claim.uncommitted()
         db.session.rollback()
         log.exception("unexpected error in a step of %s", name)
+        if undone and not claim.restore():
+            raise _Taken from exc
         # The exception's text may name hosts or users of our own services: the log has it.
         cause = ("internal", "An internal error kept stopping it")
         return _retry_or_fail(rows, row, work, name, cause, f"{type(exc).__name__}, see the log")

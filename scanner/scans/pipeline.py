@@ -61,7 +61,11 @@ def _written(scan: Scan, columns: frozenset[str]) -> None:
     columns_changed(scan.user_id, columns)
 
 
-SCANS = work.WorkRows(Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file, on_write=_written)
+# A step commits before its first VirusTotal call (`_vt`) and before recording a report it found
+# stored; before either, it only reads and joins the file's flight: its claim goes with that commit.
+SCANS = work.WorkRows(
+    Scan, Scan.next_check_at, ACTIVE, "SCAN", with_parent=Scan.file, on_write=_written, claim_with_step=True
+)
 # The keys the running step read for its first VirusTotal call.
 _step_keys: ContextVar[selection.KeyChoice | None] = ContextVar("scan_step_keys", default=None)
 
@@ -159,6 +163,7 @@ def _step(scan: Scan) -> float | None:
     # just left the flight to us, is seen by this one look.
     report = usable_report(scan)
     if report is not None:
+        db.session.commit()  # the claim, before the work of recording (scanner/work.py)
         _record(scan, report, "store")  # leaves the flight if it is ours
         return None
     if owned is None:
@@ -337,12 +342,18 @@ def _text(value: Any, limit: int) -> str | None:
 
 
 def _wake_waiters(scan: Scan) -> None:
-    """Scans waiting on this file's flight become due now; `wake_ids` are enqueued after commit."""
+    """Scans waiting on this file's flight become due now; `wake_ids` are enqueued after commit.
+
+    A waiter whose own step holds it (claimed, not yet committed) is passed over: waiting for it
+    here could deadlock, as that step may be waiting for this release of the flight, and it looks
+    at the flight itself. Should it have looked just before the release, it looks again after
+    its poll interval."""
     waiting = db.session.scalars(
         select(Scan.id)
         .join(File, Scan.file_id == File.id)
         .where(File.sha256 == scan.file.sha256, Scan.id != scan.id, Scan.stage == "waiting_for_flight")
         .where(Scan.status.in_(ACTIVE))
+        .with_for_update(of=Scan, skip_locked=True)
     ).all()
     if waiting:
         db.session.execute(

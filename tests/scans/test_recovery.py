@@ -21,20 +21,10 @@ LOOKUP, UPLOAD = "GET /files/{id}", "POST /files"
 
 
 @contextmanager
-def inserts_refused(app, table: str):
-    """The database refuses every row of `table`, as a full disk or a broken migration would."""
+def installed(app, create: list[str], drop: list[str]):
+    """The database objects `create` makes, for the block; `drop` takes them away after it."""
     from scanner.extensions import db
 
-    if database_is_postgres():
-        create = [
-            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql"
-            f" AS $$ BEGIN RAISE EXCEPTION '{table} refused'; END $$",
-            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
-        ]
-        drop = [f"DROP TRIGGER IF EXISTS refuse_{table} ON {table}", f"DROP FUNCTION IF EXISTS refuse_{table}()"]
-    else:
-        create = [f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"]
-        drop = [f"DROP TRIGGER IF EXISTS refuse_{table}"]
     with app.app_context():
         with db.engine.begin() as conn:
             for statement in create:
@@ -48,31 +38,37 @@ def inserts_refused(app, table: str):
             db.session.remove()
 
 
-@contextmanager
+def inserts_refused(app, table: str):
+    """The database refuses every row of `table`, as a full disk or a broken migration would."""
+    if database_is_postgres():
+        create = [
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql"
+            f" AS $$ BEGIN RAISE EXCEPTION '{table} refused'; END $$",
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
+        ]
+        drop = [f"DROP TRIGGER IF EXISTS refuse_{table} ON {table}", f"DROP FUNCTION IF EXISTS refuse_{table}()"]
+    else:
+        create = [f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        drop = [f"DROP TRIGGER IF EXISTS refuse_{table}"]
+    return installed(app, create, drop)
+
+
 def connection_killed_once(app, table: str, when: str):
     """The first UPDATE of `table` for which `when` holds terminates the database connection that
-    sends it, as `pg_terminate_backend` or a server restart would at that moment."""
-    from scanner.extensions import db
-
-    statements = [
+    sends it, as `pg_terminate_backend` or a server restart would at that moment (PostgreSQL)."""
+    create = [
         "CREATE SEQUENCE kill_once",
         "CREATE FUNCTION kill_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
         f" IF {when} AND nextval('kill_once') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;"
         " RETURN NEW; END $$",
         f"CREATE TRIGGER kill_once BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION kill_once()",
     ]
-    with app.app_context():
-        with db.engine.begin() as conn:
-            for statement in statements:
-                conn.execute(text(statement))
-        try:
-            yield
-        finally:
-            with db.engine.begin() as conn:
-                conn.execute(text(f"DROP TRIGGER IF EXISTS kill_once ON {table}"))
-                conn.execute(text("DROP FUNCTION IF EXISTS kill_once()"))
-                conn.execute(text("DROP SEQUENCE IF EXISTS kill_once"))
-            db.session.remove()
+    drop = [
+        f"DROP TRIGGER IF EXISTS kill_once ON {table}",
+        "DROP FUNCTION IF EXISTS kill_once()",
+        "DROP SEQUENCE IF EXISTS kill_once",
+    ]
+    return installed(app, create, drop)
 
 
 @pytest.mark.skipif(not database_is_postgres(), reason="terminates a PostgreSQL connection")
@@ -119,7 +115,8 @@ def test_an_error_before_the_steps_first_commit_is_an_attempt_too(
     app, client, user, add_key, vt_emulator, start_worker
 ):
     # The step fails before its first commit and before any VirusTotal call, on the file's flight:
-    # the claim, committed on its own before the step (scanner/work.py), still counts the attempt.
+    # its rollback undoes the claim too, which is put back as it was (scanner/work.py), so the
+    # attempt still counts.
     key = add_key(user)
     start_worker(SCAN_MAX_ATTEMPTS="3")
 
