@@ -344,10 +344,10 @@ def _text(value: Any, limit: int) -> str | None:
 def _wake_waiters(scan: Scan) -> None:
     """Scans waiting on this file's flight become due now; `wake_ids` are enqueued after commit.
 
-    A waiter whose own step holds it (claimed, not yet committed) is passed over: waiting for it
-    here could deadlock, as that step may be waiting for this release of the flight, and it looks
-    at the flight itself. Should it have looked just before the release, it looks again after
-    its poll interval."""
+    A waiter whose row is locked (its own step holds it, claimed and not yet committed; or a
+    lease renewal, for a moment) is passed over: waiting for its step here could deadlock, as that
+    step may be waiting for this release of the flight, and it looks at the flight itself. Should
+    it have looked just before the release, it looks again after its poll interval."""
     waiting = db.session.scalars(
         select(Scan.id)
         .join(File, Scan.file_id == File.id)

@@ -27,7 +27,7 @@ def installed(app, create: list[str], drop: list[str]):
 
     with app.app_context():
         with db.engine.begin() as conn:
-            for statement in create:
+            for statement in (*drop, *create):  # what a run stopped midway left is replaced
                 conn.execute(text(statement))
         try:
             yield
@@ -84,6 +84,12 @@ def test_a_connection_lost_right_after_the_upload_sends_the_file_once(
     with connection_killed_once(app, "scan_flights", "NEW.vt_analysis_id IS NOT NULL"):
         scan_id = uploaded(client, user, b"new to VirusTotal while our database hiccups\n")["scan"]["scan_id"]
         status = wait_for_scan(client, user, scan_id)
+        with app.app_context():
+            from scanner.extensions import db
+
+            # The connection was killed at that write, and the write was made again after it.
+            assert db.session.scalar(text("SELECT last_value FROM kill_once")) >= 2
+            db.session.remove()
 
     assert status["status"] == "completed", status
     counts = vt_emulator.counts(key["key_value"])
