@@ -291,16 +291,18 @@ def advance(rows: WorkRows, row_id: Any, steps: Any) -> float | None:
 OUTAGE_PAUSES = (0.1, 0.5, 1.0, 2.0, 4.0)
 
 
-def commit_through_outage(change: Callable[[], None]) -> None:
-    """Make `change` in the session and commit it. When the database fails it meanwhile (the
-    connection terminated, the server restarting or unreachable; also a lock it could not get, or
-    a deadlock), roll back and make it again, over a fresh connection, for some 8 seconds before
-    the error is the step's: for the answer to a call that cannot be made again without cost.
-    `change` must be one that can be made twice. The rollback drops whatever else the step had not
-    committed, so the step commits before the call whose answer this keeps."""
+def commit_through_outage(rows: WorkRows, row: Any, change: Callable[[], None]) -> None:
+    """Make `change` (to `row` and whatever goes with it), write the row and commit. When the
+    database fails that meanwhile (the connection terminated, the server restarting or
+    unreachable; also a lock it could not get, or a deadlock), roll back and do it again, over a
+    fresh connection, for some 8 seconds before the error is the step's: for the answer to a call
+    that cannot be made again without cost. `change` must be one that can be made twice. The
+    rollback drops whatever else the step had not committed, so the step commits before the call
+    whose answer this keeps."""
     for pause in (*OUTAGE_PAUSES, None):
         try:
             change()
+            write(rows, row)
             db.session.commit()
             return
         except DBAPIError as exc:

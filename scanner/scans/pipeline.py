@@ -238,17 +238,13 @@ def _start_waiting(scan: Scan, analysis_id: str, poll_now: bool = False) -> floa
         scan.deadline_at = utcnow() + _seconds(_cfg("SCAN_DEADLINE_SECONDS"))
         flight.remember_analysis(scan.file.sha256, scan.id, analysis_id)
 
-    def keep() -> None:
-        wait()
-        work.write(SCANS, scan)
-
     if poll_now:
         wait()
         return 0.0
     # Committed at once, and through a connection that fails meanwhile. Lost, the next step would
     # find the scan still `uploading` and look the file up before sending it again; but VirusTotal
     # knows a file only once its analysis ends, so it would be sent again.
-    work.commit_through_outage(keep)
+    work.commit_through_outage(SCANS, scan, wait)
     return _cfg("SCAN_POLL_INTERVALS")[0]
 
 
