@@ -10,9 +10,11 @@ Every call goes through `virustotal.gateway`'s quota gate.
   `is_verified` for a key stored while VirusTotal could not check it.
 
 The key rows are read and kept as plain values before the call, because the gate ends the
-session's transaction before each request (callers commit their own writes first). Key-state
-changes are written afterwards in a short transaction of their own, so they stick even when the
-caller rolls its work back.
+session's transaction before each request (callers commit their own writes first). A key paused
+or deactivated is written at once, in a short transaction of its own, so that it sticks even when
+the caller rolls its work back. A key's use is written with the caller's next commit (a scan's
+verdict, a lookup's row), not in a commit of its own; should the caller's transaction end
+without one, it is written apart then.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.models import User
@@ -49,6 +51,8 @@ UNDECRYPTABLE = "The stored key cannot be decrypted with the configured encrypti
 TOUCH_EVERY = timedelta(seconds=1)
 # When this process last wrote each key's `last_used_at`.
 _touched: dict[uuid.UUID, datetime] = {}
+# In a session's `info`: the uses of keys waiting for its commit, by key id (`_record_use`).
+_USES = "api_key_uses"
 
 
 @dataclass(frozen=True)
@@ -195,12 +199,7 @@ def _run(key: _Key, fn: Callable[[VirusTotalClient], T], exact_use: bool = False
         if exc.http_status is not None and exc.http_status < 500:  # VirusTotal took the key, then refused
             _touch(key)
         raise
-    try:
-        _touch(key, exact_use)
-    except DBAPIError as exc:
-        # VirusTotal has answered (a file may have been uploaded): losing that answer to a failed
-        # write of the key's bookkeeping would make the step do it again. The next use writes it.
-        log.warning("API key %s used, but its last use could not be recorded: %s", key.id, exc)
+    _touch(key, exact_use)
     return result
 
 
@@ -244,10 +243,52 @@ def _touch(key: _Key, exact_use: bool = False) -> None:
         # A busy key answers many times a second: a write for each would cost more than the
         # call, and a `last_used_at` a second old says the same (unless it ranks the next call).
         return
-    _save(key, last_used_at=now, is_verified=True, last_error=None)
-    if len(_touched) > 1024:  # a bound, not a cache worth keeping: the rows say the same
-        _touched.clear()
-    _touched[key.id] = now
+    _record_use(key, now)
+
+
+def _record_use(key: _Key, now: datetime) -> None:
+    """Have the key's use written with the caller's next commit: the caller commits what the
+    answer brought (a verdict, a lookup) anyway, and a transaction of its own would be one commit
+    more for every scan. A transaction is begun if none is, so that its end is seen
+    (`_write_uses_apart`) even when nothing else is written in it."""
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_USES, {})[key.id] = (key, _use_values(now))
+
+
+def _use_values(now: datetime) -> dict[str, Any]:
+    return {"last_used_at": now, "is_verified": True, "last_error": None}
+
+
+@event.listens_for(Session, "before_commit")
+def _write_uses(session: Session) -> None:
+    for key, values in session.info.get(_USES, {}).values():
+        session.execute(_update(key, values))
+
+
+@event.listens_for(Session, "after_commit")
+def _uses_written(session: Session) -> None:
+    for key, values in session.info.pop(_USES, {}).values():
+        _written(key, values)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _write_uses_apart(session: Session, transaction: SessionTransaction) -> None:
+    """The caller's transaction ended without a commit (rolled back, its session closed, or its
+    commit failed): its uses are written in a transaction of their own. VirusTotal has answered
+    (a file may have been sent), so a failed write of this bookkeeping is logged, not raised; the
+    next use writes it."""
+    if transaction.parent is not None or _USES not in session.info:
+        return
+    for key, values in session.info.pop(_USES).values():
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(_update(key, values))
+        except Exception as exc:  # a hook of the session's rollback or close: nothing may escape it
+            log.warning("API key %s used, but its last use could not be recorded: %s", key.id, exc)
+            continue
+        _written(key, values)
 
 
 def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:
@@ -261,7 +302,20 @@ def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:
     if edited:
         values["updated_at"] = utcnow()
     with db.engine.begin() as conn:
-        # Naming updated_at, even as itself, stops the column's onupdate from firing.
-        conn.execute(update(ApiKey).where(ApiKey.id == key.id).values({"updated_at": ApiKey.updated_at, **values}))
+        conn.execute(_update(key, values))
     for name, value in values.items():
         set_committed_value(key.row, name, value)
+
+
+def _update(key: _Key, values: dict[str, Any]) -> Any:
+    # Naming updated_at, even as itself, stops the column's onupdate from firing.
+    return update(ApiKey).where(ApiKey.id == key.id).values({"updated_at": ApiKey.updated_at, **values})
+
+
+def _written(key: _Key, values: dict[str, Any]) -> None:
+    """The use is committed: shown on the caller's object, and remembered (`_touch`)."""
+    for name, value in values.items():
+        set_committed_value(key.row, name, value)
+    if len(_touched) > 1024:  # a bound, not a cache worth keeping: the rows say the same
+        _touched.clear()
+    _touched[key.id] = values["last_used_at"]

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sql
 
 from scanner.api_keys import selection
 from scanner.api_keys.models import ApiKey
@@ -68,6 +69,7 @@ def test_a_call_uses_the_users_key_and_records_its_use(db, client, user, add_key
     key = add_key(user)
 
     answer = selection.call(as_user(db, user), lookup)
+    db.session.commit()  # the caller's: the use is written with it
 
     assert answer["id"] == "8.8.4.4"
     assert vt_emulator.counts(key["key_value"]) == {IP: 2}  # the check when it was added, then this
@@ -75,6 +77,32 @@ def test_a_call_uses_the_users_key_and_records_its_use(db, client, user, add_key
     assert shown["last_used_at"] is not None
     assert shown["updated_at"] == key["updated_at"]  # using a key is not editing it
     assert shown["usage"]["minute_used"] == 2
+
+
+def test_a_use_is_written_with_the_callers_commit_or_apart_when_it_rolls_back(db, client, user, add_key):
+    committed, rolled_back = add_key(user, name="committed"), add_key(user, name="rolled back")
+    me = as_user(db, user)
+    writes: list[str] = []
+
+    def written(conn, cursor, statement, *args) -> None:
+        if statement.startswith("UPDATE api_keys"):
+            writes.append(statement)
+
+    sql.event.listen(db.engine, "before_cursor_execute", written)
+    try:
+        selection.call(me, lookup, key_id=uuid.UUID(committed["id"]))
+        assert writes == []  # not before the caller's commit
+        db.session.commit()
+        assert len(writes) == 1
+    finally:
+        sql.event.remove(db.engine, "before_cursor_execute", written)
+
+    selection.call(me, lookup, key_id=uuid.UUID(rolled_back["id"]))
+    db.session.rollback()  # the caller's work is undone; the key was used all the same
+
+    for key in (committed, rolled_back):
+        shown = client.get(f"/api/keys/{key['id']}", headers=user.headers).json["api_key"]
+        assert shown["last_used_at"] > (key["last_used_at"] or key["created_at"])
 
 
 def test_pick_key_prefers_a_key_with_budget_now(db, user, add_key):
