@@ -143,8 +143,16 @@ class _Claim:
     def restore(self) -> bool:
         """After a rollback that undid the claim: the same claim again (the rollback brought the
         count back, so it is counted once; the same lease), committed, for the step's outcome to be
-        settled on. False when another worker took the row in between."""
-        return claim(self._rows, self._id, until=self._until) is not None
+        settled on. False when another worker took the row in between.
+
+        A commit whose answer was lost with its connection may have been made all the same: the
+        row then holds this very lease, which no other claim (nor the sweep) would have set, and
+        the claim stands as committed."""
+        if claim(self._rows, self._id, until=self._until) is not None:
+            return True
+        model = self._rows.model
+        held = select(self._rows.due).where(model.id == self._id, model.status.in_(self._rows.active))
+        return db.session.scalar(held) == self._until
 
 
 class _Taken(Exception):

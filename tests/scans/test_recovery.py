@@ -134,6 +134,50 @@ def test_an_error_before_the_steps_first_commit_is_an_attempt_too(
     assert vt_emulator.counts(key["key_value"]).get(LOOKUP, 0) == 0
 
 
+def test_a_claim_committed_whose_answer_was_lost_is_still_the_steps(app, client, user, add_key, vt_emulator):
+    # The step's first commit (its claim, before the lookup) is made, but the connection dies
+    # before the database's answer arrives. The claim the step puts back after its rollback is the
+    # one committed: the step settles its outcome (a retry soon) instead of taking the scan for
+    # another worker's and leaving it to the sweep, a lease and a grace period later.
+    from scanner.extensions import db
+    from scanner.scans import pipeline
+    from scanner.scans.models import Scan
+
+    content = b"known to VirusTotal; the answer to our commit is not\n"
+    vt_emulator.add_file(content)
+    key = add_key(user)
+    scan_id = uuid.UUID(uploaded(client, user, content)["scan"]["scan_id"])
+    with app.app_context():
+        dialect = db.engine.dialect
+        made = dialect.do_commit
+
+        def answer_lost(dbapi_connection) -> None:
+            made(dbapi_connection)
+            dialect.do_commit = made  # once
+            raise dialect.loaded_dbapi.OperationalError("the connection was lost before the commit's answer")
+
+        dialect.do_commit = answer_lost
+        try:
+            delay = pipeline.advance(scan_id)
+        finally:
+            dialect.do_commit = made
+        scan = db.session.get(Scan, scan_id, populate_existing=True)
+        state = (scan.status, scan.attempts, scan.error or "")
+        db.session.remove()
+
+    assert delay is not None and delay <= app.config["SCAN_RETRY_BASE_SECONDS"]
+    # Counted once, and retried soon for the reason in the log.
+    assert state[:2] == ("scanning", 1) and state[2].startswith("OperationalError, see the log"), state
+    assert vt_emulator.counts(key["key_value"]).get(LOOKUP, 0) == 0
+    with app.app_context():
+        db.session.get(Scan, scan_id).next_check_at = None  # the retry's pause, over
+        db.session.commit()
+        assert pipeline.advance(scan_id) is None
+        db.session.remove()
+    assert client.get(f"/api/scan/{scan_id}/status", headers=user.headers).json["status"] == "completed"
+    assert vt_emulator.counts(key["key_value"])[LOOKUP] == 1
+
+
 def test_a_scan_whose_steps_kept_dying_fails_instead_of_looping(app, client, user, add_key, vt_emulator):
     from scanner.extensions import db
     from scanner.scans import pipeline
