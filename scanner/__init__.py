@@ -17,8 +17,9 @@ from config import Config, load_config
 
 from .db_liveness import watch_liveness
 from .errors import register_error_handlers, register_jwt_handlers
-from .extensions import api, cache, db, jwt, limiter, migrate
+from .extensions import api, cache, db, jwt, migrate
 from .logs import configure_logging, connect_celery_logging
+from .rate_limits import limiter
 from .request_args.ids import ID_PARAMETER_SCHEMA, IdConverter
 from .request_args.openapi import ErrorResponsesPlugin
 from .request_parser import RequestParser

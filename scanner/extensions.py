@@ -1,8 +1,7 @@
-"""Extension singletons, bound to an app in `create_app`."""
+"""Extension singletons, bound to an app in `create_app` (the rate limiter's is in `rate_limits`)."""
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_caching import Cache
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
@@ -11,7 +10,6 @@ from sqlalchemy import MetaData
 
 from .db_session import Session
 from .errors import ScannerApi
-from .rate_limits import RateLimiter
 
 # Named constraints so Alembic can alter them on every database, SQLite included.
 metadata = MetaData(
@@ -29,7 +27,4 @@ db = SQLAlchemy(metadata=metadata, session_options={"class_": Session})
 api = ScannerApi()
 migrate = Migrate()
 jwt = JWTManager()
-limiter = RateLimiter()
 cache = Cache()
-# Uploads (files and bulk lists) spend a stricter budget of their own too, per client.
-upload_limit = limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], scope="uploads", methods=["POST"])

@@ -185,3 +185,9 @@ class RateLimiter:
         """Forget what this process counted or holds (Redis and the database are cleared apart)."""
         if self.counters is not None:
             self.counters.reset()
+
+
+# The one limiter, bound to the app in `create_app`. Uploads (files and bulk lists) spend a
+# stricter budget of their own too, per client.
+limiter = RateLimiter()
+upload_limit = limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"], scope="uploads", methods=["POST"])

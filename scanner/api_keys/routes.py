@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 
 from .. import audit
 from ..auth.access import current_user, login_required
-from ..extensions import db, limiter
+from ..extensions import db
+from ..rate_limits import limiter
 from ..request_args import links
 from ..request_parser import NoQueryArgsSchema
 from . import services

@@ -9,7 +9,8 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from .. import audit
-from ..extensions import db, limiter
+from ..extensions import db
+from ..rate_limits import limiter
 from ..request_args import pagination
 from . import services
 from .access import current_token, current_user, login_required, refresh_token_required, roles_required

@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 
 from .. import audit
 from ..auth.access import current_user, login_required
-from ..extensions import db, upload_limit
+from ..extensions import db
+from ..rate_limits import upload_limit
 from ..request_args import links, multipart_file_body, parse_uuid
 from . import services
 from .body import body_readinto

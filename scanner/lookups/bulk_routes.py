@@ -11,7 +11,8 @@ from .. import audit, events
 from ..auth.access import current_user, login_required
 from ..db_types import utcnow
 from ..errors import PayloadTooLarge, ValidationFailed
-from ..extensions import db, upload_limit
+from ..extensions import db
+from ..rate_limits import upload_limit
 from ..request_args import links, multipart_file_body, pagination, split
 from ..scans.results import exports
 from . import bulk, presenters, tasks

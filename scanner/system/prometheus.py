@@ -33,9 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..db_types import utcnow
 from ..errors import Forbidden
-from ..extensions import db, limiter
+from ..extensions import db
 from ..metrics import counters
 from ..metrics.store import flush_along, totals
+from ..rate_limits import limiter
 from ..redis_backoff import client as redis_client
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from ..extensions import limiter
+from ..rate_limits import limiter
 from .health import readiness
 from .schemas import LivenessSchema, ReadinessSchema
 

@@ -92,7 +92,7 @@ class _QuietHandler(WSGIRequestHandler):
 @pytest.fixture
 def served(app, monkeypatch):
     """The app on a free loopback port, its rate limits out of the way of a few thousand requests."""
-    from scanner.extensions import limiter
+    from scanner.rate_limits import limiter
 
     monkeypatch.setattr(limiter, "enabled", False)
     monkeypatch.setitem(app.config, "AUTH_RATE_LIMIT", "100000 per minute")
