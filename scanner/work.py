@@ -150,9 +150,19 @@ class _Claim:
         the claim stands as committed."""
         if claim(self._rows, self._id, until=self._until) is not None:
             return True
-        model = self._rows.model
-        held = select(self._rows.due).where(model.id == self._id, model.status.in_(self._rows.active))
-        return db.session.scalar(held) == self._until
+        # Read back as `claim` reads it (the row as it stands, for the outcome to be settled on),
+        # and uncounted: the count that commit made stands.
+        model, due = self._rows.model, self._rows.due
+        held = (
+            update(model)
+            .where(model.id == self._id, model.status.in_(self._rows.active), due == self._until)
+            .values({due.key: self._until})
+            .returning(model)
+        )
+        options = {"synchronize_session": False, "populate_existing": True}
+        ours = db.session.execute(held, execution_options=options).first() is not None
+        db.session.commit()
+        return ours
 
 
 class _Taken(Exception):

@@ -263,12 +263,21 @@ def _use_values(now: datetime) -> dict[str, Any]:
 
 @event.listens_for(Session, "before_commit")
 def _write_uses(session: Session) -> None:
-    for key, values in session.info.get(_USES, {}).values():
+    """In the caller's transaction, once its own rows are flushed: a key row many workers share is
+    locked for the commit alone. Should this write fail, the commit fails with it, and the use is
+    written apart (`_write_uses_apart`)."""
+    uses = session.info.get(_USES)
+    if not uses or session.get_nested_transaction() is not None:  # a savepoint's release is no commit
+        return
+    session.flush()
+    for key, values in sorted(uses.values(), key=lambda use: use[0].id):
         session.execute(_update(key, values))
 
 
 @event.listens_for(Session, "after_commit")
 def _uses_written(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return
     for key, values in session.info.pop(_USES, {}).values():
         _written(key, values)
 

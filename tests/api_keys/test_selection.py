@@ -82,18 +82,19 @@ def test_a_call_uses_the_users_key_and_records_its_use(db, client, user, add_key
 def test_a_use_is_written_with_the_callers_commit_or_apart_when_it_rolls_back(db, client, user, add_key):
     committed, rolled_back = add_key(user, name="committed"), add_key(user, name="rolled back")
     me = as_user(db, user)
-    writes: list[str] = []
+    writes: list[sql.Connection] = []  # the connection of each UPDATE of a key
 
     def written(conn, cursor, statement, *args) -> None:
         if statement.startswith("UPDATE api_keys"):
-            writes.append(statement)
+            writes.append(conn)
 
     sql.event.listen(db.engine, "before_cursor_execute", written)
     try:
         selection.call(me, lookup, key_id=uuid.UUID(committed["id"]))
         assert writes == []  # not before the caller's commit
+        callers = db.session.connection()
         db.session.commit()
-        assert len(writes) == 1
+        assert writes == [callers]  # in the caller's transaction, not one of its own
     finally:
         sql.event.remove(db.engine, "before_cursor_execute", written)
 
