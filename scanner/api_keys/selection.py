@@ -276,10 +276,12 @@ def _write_uses(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _uses_written(session: Session) -> None:
-    if session.get_nested_transaction() is not None:
+    # Every commit of every session comes here: the common case, no use, is one dict lookup.
+    if _USES not in session.info or session.get_nested_transaction() is not None:
         return
-    for key, values in session.info.pop(_USES, {}).values():
-        _written(key, values)
+    for key, values in session.info.pop(_USES).values():
+        _show(key, values)
+        _remember_use(key, values)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -292,12 +294,11 @@ def _write_uses_apart(session: Session, transaction: SessionTransaction) -> None
         return
     for key, values in session.info.pop(_USES).values():
         try:
-            with db.engine.begin() as conn:
-                conn.execute(_update(key, values))
+            _write_apart(key, values)
         except Exception as exc:  # a hook of the session's rollback or close: nothing may escape it
             log.warning("API key %s used, but its last use could not be recorded: %s", key.id, exc)
             continue
-        _written(key, values)
+        _remember_use(key, values)
 
 
 def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:
@@ -310,10 +311,13 @@ def _save(key: _Key, *, edited: bool = False, **values: Any) -> None:
     quota.ensure_no_pending_sqlite_writes()
     if edited:
         values["updated_at"] = utcnow()
+    _write_apart(key, values)
+
+
+def _write_apart(key: _Key, values: dict[str, Any]) -> None:
     with db.engine.begin() as conn:
         conn.execute(_update(key, values))
-    for name, value in values.items():
-        set_committed_value(key.row, name, value)
+    _show(key, values)
 
 
 def _update(key: _Key, values: dict[str, Any]) -> Any:
@@ -321,10 +325,14 @@ def _update(key: _Key, values: dict[str, Any]) -> Any:
     return update(ApiKey).where(ApiKey.id == key.id).values({"updated_at": ApiKey.updated_at, **values})
 
 
-def _written(key: _Key, values: dict[str, Any]) -> None:
-    """The use is committed: shown on the caller's object, and remembered (`_touch`)."""
+def _show(key: _Key, values: dict[str, Any]) -> None:
+    """Written: shown on the caller's object as committed, so its commit does not write it again."""
     for name, value in values.items():
         set_committed_value(key.row, name, value)
+
+
+def _remember_use(key: _Key, values: dict[str, Any]) -> None:
+    """The use is committed: `_touch` need not write it again for a second."""
     if len(_touched) > 1024:  # a bound, not a cache worth keeping: the rows say the same
         _touched.clear()
     _touched[key.id] = values["last_used_at"]
